@@ -1,0 +1,27 @@
+import { defineConfig } from "vitest/config";
+
+// Two projects: `unit` is pure and fast; `evaluator` runs the real containers-image evaluator
+// (skopeo) against a local registry, prepared by hack/tools/ensure-all.sh. The evaluator tests
+// fail (never skip) when a component is missing.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+        },
+      },
+      {
+        test: {
+          name: "evaluator",
+          include: ["test/evaluator/**/*.test.ts"],
+          globalSetup: ["test/evaluator/globalSetup.ts"],
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
