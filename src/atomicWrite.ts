@@ -1,0 +1,49 @@
+// Atomic file replacement (DESIGN.md "Files on the node"): temp file in the same directory,
+// write, fsync, rename, fsync the directory. A reader sees the old file or the new one, never a
+// partial one. The temp name starts with "." and ends in ".tmp" so that neither CRI-O's
+// `<namespace>.json` lookup nor registries.d's `*.yaml` scan can pick it up.
+
+import { randomBytes } from "node:crypto";
+import { open, readFile, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+
+export class AtomicWriteError extends Error {
+  override readonly name = "AtomicWriteError";
+}
+
+export async function atomicWrite(path: string, content: string | Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    const fh = await open(tmp, "wx", 0o644);
+    try {
+      await fh.writeFile(content);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    const d = await open(dir, "r");
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  } catch (cause) {
+    await rm(tmp, { force: true });
+    throw new AtomicWriteError(`cannot write ${path}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** Writes only when the bytes differ (DESIGN.md rule 6). Returns whether it wrote. */
+export async function writeIfChanged(path: string, content: string): Promise<boolean> {
+  try {
+    if ((await readFile(path, "utf8")) === content) return false;
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code !== "ENOENT") {
+      throw new AtomicWriteError(`cannot read ${path}`, { cause });
+    }
+  }
+  await atomicWrite(path, content);
+  return true;
+}

@@ -1,0 +1,56 @@
+// `imagepolicy compile -f <file-or-dir>... -o <outdir> [--crio-version X.Y]`
+// Exit 0: every file written. Exit 1: diagnostics printed, nothing written. Exit 2: usage or I/O.
+
+import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { formatDiagnostic } from "../compiler/diagnostics.ts";
+import { compileAll } from "../compiler/compile.ts";
+import type { CrioVersion } from "../compiler/crioVersion.ts";
+import { secretLookupFrom } from "../compiler/validate.ts";
+import { atomicWrite } from "../atomicWrite.ts";
+import { readManifests } from "./manifests.ts";
+import type { Io } from "./io.ts";
+
+export interface CompileOptions {
+  readonly files: readonly string[];
+  readonly outDir: string;
+  readonly crioVersion: CrioVersion;
+}
+
+export async function compileCommand(opts: CompileOptions, io: Io): Promise<number> {
+  const manifests = await readManifests(opts.files);
+  const result = compileAll(
+    manifests.policies,
+    secretLookupFrom(manifests.secrets),
+    opts.crioVersion,
+  );
+  const diagnostics = [...manifests.diagnostics, ...result.diagnostics];
+  if (diagnostics.length > 0 || result.files === undefined) {
+    for (const d of diagnostics) io.err(`error: ${formatDiagnostic(d)}`);
+    io.err(`${diagnostics.length} problem(s); nothing written`);
+    return 1;
+  }
+  const files = result.files;
+  // Build the whole tree beside the output, then move it in: no half-written output directory.
+  const out = resolve(opts.outDir);
+  await mkdir(dirname(out), { recursive: true });
+  const staging = await mkdtemp(join(dirname(out), ".imagepolicy-compile-"));
+  try {
+    await mkdir(join(staging, "policies"));
+    await mkdir(join(staging, "registries.d"));
+    await atomicWrite(join(staging, "cluster.json"), files.clusterJson);
+    for (const [ns, text] of files.namespaceJson) {
+      await atomicWrite(join(staging, "policies", `${ns}.json`), text);
+    }
+    await atomicWrite(join(staging, "registries.d", "imagepolicy.yaml"), files.registriesDYaml);
+    await rm(out, { recursive: true, force: true });
+    await rename(staging, out);
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+  io.out(
+    `compiled ${manifests.policies.length} policies: ${out}/cluster.json, ` +
+      `${files.namespaceJson.size} namespace file(s) in ${out}/policies, ${out}/registries.d/imagepolicy.yaml`,
+  );
+  return 0;
+}

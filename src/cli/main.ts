@@ -1,0 +1,83 @@
+// Entry point of the `imagepolicy` binary: parses arguments, runs one command, sets the exit code.
+// The only place that calls process.exit.
+
+import { parseArgs } from "node:util";
+import { CrioVersionError, LATEST_KNOWN, parseCrioVersion } from "../compiler/crioVersion.ts";
+import { compileCommand } from "./compileCommand.ts";
+import { explainCommand } from "./explainCommand.ts";
+import { processIo, type Io } from "./io.ts";
+
+const USAGE = `usage:
+  imagepolicy compile -f <file-or-dir>... -o <outdir> [--crio-version X.Y]
+  imagepolicy explain --image REF [--namespace NS] -f <file-or-dir>... [--crio-version X.Y]`;
+
+class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export async function run(argv: readonly string[], io: Io): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    const { values } = parseArgs({
+      args: [...rest],
+      options: {
+        file: { type: "string", short: "f", multiple: true },
+        out: { type: "string", short: "o" },
+        "crio-version": { type: "string" },
+        image: { type: "string" },
+        namespace: { type: "string", short: "n" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (values.help === true) {
+      io.out(USAGE);
+      return 0;
+    }
+    const files = values.file ?? [];
+    if (files.length === 0 && (command === "compile" || command === "explain")) {
+      throw new UsageError("at least one -f <file-or-dir> is required");
+    }
+    const crioVersion =
+      values["crio-version"] === undefined
+        ? LATEST_KNOWN
+        : parseCrioVersion(values["crio-version"]);
+    switch (command) {
+      case "compile":
+        if (values.out === undefined) throw new UsageError("-o <outdir> is required");
+        return await compileCommand({ files, outDir: values.out, crioVersion }, io);
+      case "explain":
+        if (values.image === undefined) throw new UsageError("--image is required");
+        return await explainCommand(
+          {
+            files,
+            image: values.image,
+            crioVersion,
+            ...(values.namespace === undefined ? {} : { namespace: values.namespace }),
+          },
+          io,
+        );
+      default:
+        throw new UsageError(
+          command === undefined ? "a command is required" : `unknown command ${command}`,
+        );
+    }
+  } catch (err) {
+    if (
+      err instanceof UsageError ||
+      err instanceof CrioVersionError ||
+      (err as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION"
+    ) {
+      io.err(`error: ${(err as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    // I/O and manifest syntax errors: exit 2 with the message, no stack trace for users.
+    io.err(`error: ${(err as Error).message}`);
+    return 2;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await run(process.argv.slice(2), processIo);
+}

@@ -1,0 +1,111 @@
+// Stage two of the compiler (pure): the cluster layer and at most one namespace layer in, one
+// complete policy.json document out, rendered for one CRI-O version.
+//
+// DESIGN.md rule 3: for every scope X in the union of both layers, the namespace file holds the
+// requirements of the cluster scope that decides X (the first cluster scope in X's fallback
+// chain) AND those of the namespace scope that decides X. Because containers/image picks the most
+// specific scope of the file, and X's chain is a suffix of the chain of every image X decides,
+// this gives every image exactly cluster-decision AND namespace-decision: tighten-only.
+
+import { canonicalJson } from "../canonicalJson.ts";
+import type { ObjectRef } from "../api/types.ts";
+import type { Policy, PolicyRequirement, PolicyRequirements } from "../policyjson/types.ts";
+import type { CrioVersion } from "./crioVersion.ts";
+import type { Layer } from "./layer.ts";
+import { render, simplify, unsupportedFor, type Requirement } from "./requirements.ts";
+import { compareScopes, fallbackChain, type Scope } from "./scopes.ts";
+
+export interface ScopeEntry {
+  /** The AND of every policy on this scope, simplified. */
+  readonly requirements: readonly Requirement[];
+  /** The policies that put it there. */
+  readonly sources: readonly ObjectRef[];
+}
+
+export interface ScopeIndex {
+  readonly namespace?: string;
+  readonly scopes: ReadonlyMap<Scope, ScopeEntry>;
+}
+
+export function indexLayer(layer: Layer): ScopeIndex {
+  const acc = new Map<Scope, { requirements: Requirement[]; sources: ObjectRef[] }>();
+  for (const p of layer.policies) {
+    const source: ObjectRef =
+      layer.namespace === undefined
+        ? { kind: "ClusterImagePolicy", name: p.name }
+        : { kind: "ImagePolicy", name: p.name, namespace: layer.namespace };
+    for (const scope of p.scopes) {
+      const e = acc.get(scope) ?? { requirements: [], sources: [] };
+      e.requirements.push(p.requirement);
+      e.sources.push(source);
+      acc.set(scope, e);
+    }
+  }
+  const scopes = new Map<Scope, ScopeEntry>();
+  for (const [scope, e] of acc) {
+    scopes.set(scope, { requirements: simplify(e.requirements), sources: e.sources });
+  }
+  return layer.namespace === undefined ? { scopes } : { namespace: layer.namespace, scopes };
+}
+
+export interface Decision {
+  readonly scope: Scope;
+  readonly entry: ScopeEntry;
+}
+
+/** The scope of `index` that containers/image would use for `scope` (or an image reference). */
+export function decide(index: ScopeIndex, scope: Scope): Decision | undefined {
+  for (const candidate of fallbackChain(scope)) {
+    const entry = index.scopes.get(candidate);
+    if (entry !== undefined) return { scope: candidate, entry };
+  }
+  return undefined;
+}
+
+/** Requirements of the combined document for scope X (cluster decision AND namespace decision). */
+export function combinedRequirements(
+  cluster: ScopeIndex,
+  namespace: ScopeIndex | undefined,
+  scope: Scope,
+): Requirement[] {
+  const c = decide(cluster, scope)?.entry.requirements ?? [];
+  const n = namespace === undefined ? [] : (decide(namespace, scope)?.entry.requirements ?? []);
+  return simplify([...c, ...n]);
+}
+
+export function combinedScopes(cluster: ScopeIndex, namespace: ScopeIndex | undefined): Scope[] {
+  const all = new Set<Scope>(cluster.scopes.keys());
+  if (namespace !== undefined) for (const s of namespace.scopes.keys()) all.add(s);
+  return [...all].sort(compareScopes);
+}
+
+export type CombineResult =
+  { ok: true; policy: Policy; text: string } | { ok: false; problems: string[] };
+
+const ACCEPT: PolicyRequirements = [{ type: "insecureAcceptAnything" }];
+
+function toRequirements(reqs: readonly Requirement[]): PolicyRequirements {
+  const rendered: PolicyRequirement[] = reqs.map(render);
+  const [first, ...rest] = rendered;
+  return first === undefined ? ACCEPT : [first, ...rest];
+}
+
+/** `cluster.json` when `namespace` is undefined, else `<namespace>.json`. Fails (renders nothing)
+ * if any requirement needs a feature `target` cannot parse: dropping it would weaken the policy. */
+export function combine(
+  cluster: ScopeIndex,
+  namespace: ScopeIndex | undefined,
+  target: CrioVersion,
+): CombineResult {
+  const docker: Record<Scope, PolicyRequirements> = {};
+  const problems = new Set<string>();
+  for (const scope of combinedScopes(cluster, namespace)) {
+    const reqs = combinedRequirements(cluster, namespace, scope);
+    for (const r of reqs) for (const p of unsupportedFor(r, target)) problems.add(p);
+    docker[scope] = toRequirements(reqs);
+  }
+  if (problems.size > 0) return { ok: false, problems: [...problems].sort() };
+  // Images not matched by any docker scope, and other transports, keep CRI-O's stock default.
+  const policy: Policy = { default: ACCEPT, transports: { docker } };
+  return { ok: true, policy, text: canonicalJson(policy) };
+}

@@ -1,0 +1,71 @@
+// validate + combine in one process, as the CLI and the benchmark run them: every file a node
+// would hold, for one CRI-O version.
+
+import type { AnyImagePolicy } from "../api/types.ts";
+import { combine, indexLayer, type ScopeIndex } from "./combine.ts";
+import type { CrioVersion } from "./crioVersion.ts";
+import type { Diagnostic } from "./diagnostics.ts";
+import { registriesD } from "./registriesD.ts";
+import { validate, type SecretLookup, type ValidateResult } from "./validate.ts";
+
+export interface CompiledFiles {
+  readonly clusterJson: string;
+  /** namespace -> <namespace>.json text, sorted by namespace. */
+  readonly namespaceJson: ReadonlyMap<string, string>;
+  readonly registriesDYaml: string;
+}
+
+export interface CompileResult {
+  readonly validated: ValidateResult;
+  readonly cluster: ScopeIndex;
+  readonly namespaces: ReadonlyMap<string, ScopeIndex>;
+  /** Present only when there are no diagnostics at all. */
+  readonly files?: CompiledFiles;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+export function compileAll(
+  objects: readonly AnyImagePolicy[],
+  secrets: SecretLookup,
+  target: CrioVersion,
+): CompileResult {
+  const validated = validate(objects, secrets, target);
+  const cluster = indexLayer(validated.cluster);
+  const namespaces = new Map<string, ScopeIndex>();
+  for (const [ns, layer] of validated.namespaces) namespaces.set(ns, indexLayer(layer));
+  const diagnostics: Diagnostic[] = [...validated.diagnostics];
+
+  const reg = registriesD([cluster, ...namespaces.values()]);
+  for (const c of reg.conflicts) {
+    for (const object of c.sources) {
+      diagnostics.push({
+        object,
+        field: "spec.policy.rootOfTrust.gpgKey.lookaside",
+        reason: "ConflictingLookaside",
+        message: `scope ${JSON.stringify(c.scope)} would need two lookaside URLs: ${c.urls.join(", ")}`,
+      });
+    }
+  }
+  const base = { validated, cluster, namespaces };
+  if (diagnostics.length > 0) return { ...base, diagnostics };
+
+  const clusterDoc = combine(cluster, undefined, target);
+  if (!clusterDoc.ok) throw new CompileInvariantError(clusterDoc.problems.join("; "));
+  const namespaceJson = new Map<string, string>();
+  for (const [ns, index] of namespaces) {
+    const doc = combine(cluster, index, target);
+    // validate() already refused every feature the target cannot parse.
+    if (!doc.ok) throw new CompileInvariantError(doc.problems.join("; "));
+    namespaceJson.set(ns, doc.text);
+  }
+  return {
+    ...base,
+    diagnostics,
+    files: { clusterJson: clusterDoc.text, namespaceJson, registriesDYaml: reg.text },
+  };
+}
+
+/** A bug: validate accepted what combine cannot render. */
+export class CompileInvariantError extends Error {
+  override readonly name = "CompileInvariantError";
+}

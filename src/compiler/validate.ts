@@ -1,0 +1,329 @@
+// Stage one of the compiler (pure): policy objects and the Secrets they reference in; the cluster
+// layer, one layer per namespace with ImagePolicies, and diagnostics out. An object with any
+// diagnostic contributes nothing here; the controller substitutes its last accepted form.
+
+import {
+  refOf,
+  type AnyImagePolicy,
+  type KeySecretRef,
+  type ObjectRef,
+  type PolicySpec,
+  type Secret,
+  type SignedIdentitySpec,
+} from "../api/types.ts";
+import type { SignedIdentity } from "../policyjson/types.ts";
+import type { CrioVersion } from "./crioVersion.ts";
+import type { Diagnostic } from "./diagnostics.ts";
+import { checkCertificates, checkGpgKeyring, checkPublicKey, type KeyCheck } from "./keys.ts";
+import { makeLayer, type Layer, type LayerPolicy } from "./layer.ts";
+import { unsupportedFor, type Requirement } from "./requirements.ts";
+import {
+  parseExactReference,
+  parseIdentityPrefix,
+  parseRepositoryName,
+  parseScope,
+} from "./scopes.ts";
+
+/** Looks up `data[key]` (base64) of a Secret. */
+export type SecretLookup = (namespace: string, name: string, key: string) => string | undefined;
+
+export function secretLookupFrom(secrets: readonly Secret[]): SecretLookup {
+  const index = new Map<string, Secret>();
+  for (const s of secrets) index.set(`${s.metadata.namespace ?? "default"}/${s.metadata.name}`, s);
+  return (namespace, name, key) => {
+    const s = index.get(`${namespace}/${name}`);
+    const data = s?.data?.[key];
+    if (data !== undefined) return data;
+    const plain = s?.stringData?.[key];
+    return plain === undefined ? undefined : Buffer.from(plain, "utf8").toString("base64");
+  };
+}
+
+type Result<T> = { ok: true; value: T } | { ok: false };
+
+class Collector {
+  readonly diagnostics: Diagnostic[] = [];
+  readonly object: ObjectRef;
+  constructor(object: ObjectRef) {
+    this.object = object;
+  }
+  add(field: string, reason: Diagnostic["reason"], message: string): { ok: false } {
+    this.diagnostics.push({ object: this.object, field, reason, message });
+    return { ok: false };
+  }
+  check(field: string, check: KeyCheck): boolean {
+    if (!check.ok) this.add(field, "InvalidKey", check.reason);
+    return check.ok;
+  }
+}
+
+function keyFromRef(
+  c: Collector,
+  field: string,
+  ref: KeySecretRef,
+  policyNamespace: string | undefined,
+  secrets: SecretLookup,
+): Result<string> {
+  // An ImagePolicy's Secret is always in its own namespace (its schema has no namespace field).
+  const namespace = policyNamespace ?? ref.namespace;
+  if (namespace === undefined)
+    return c.add(`${field}.namespace`, "Invalid", "namespace is required");
+  const data = secrets(namespace, ref.name, ref.key);
+  if (data === undefined) {
+    return c.add(
+      field,
+      "SecretNotFound",
+      `Secret ${namespace}/${ref.name} has no key ${JSON.stringify(ref.key)}`,
+    );
+  }
+  return { ok: true, value: data };
+}
+
+function compileIdentity(
+  c: Collector,
+  s: SignedIdentitySpec | undefined,
+): Result<SignedIdentity | undefined> {
+  const field = "spec.policy.signedIdentity";
+  if (s === undefined) return { ok: true, value: undefined };
+  switch (s.matchPolicy) {
+    case "MatchRepoDigestOrExact":
+      return { ok: true, value: undefined };
+    case "MatchRepository":
+      return { ok: true, value: { type: "matchRepository" } };
+    case "MatchExact":
+      return { ok: true, value: { type: "matchExact" } };
+    case "ExactRepository": {
+      const raw = s.exactRepository?.repository ?? "";
+      const p = parseRepositoryName(raw);
+      if (!p.ok) {
+        return c.add(
+          `${field}.exactRepository.repository`,
+          "InvalidIdentity",
+          `${JSON.stringify(raw)}: ${p.reason}`,
+        );
+      }
+      return { ok: true, value: { type: "exactRepository", dockerRepository: p.name } };
+    }
+    case "ExactReference": {
+      const raw = s.exactReference?.reference ?? "";
+      const p = parseExactReference(raw);
+      if (!p.ok) {
+        return c.add(
+          `${field}.exactReference.reference`,
+          "InvalidIdentity",
+          `${JSON.stringify(raw)}: ${p.reason}`,
+        );
+      }
+      return { ok: true, value: { type: "exactReference", dockerReference: p.name } };
+    }
+    case "RemapIdentity": {
+      const prefix = parseIdentityPrefix(s.remapIdentity?.prefix ?? "");
+      const signedPrefix = parseIdentityPrefix(s.remapIdentity?.signedPrefix ?? "");
+      if (!prefix.ok) c.add(`${field}.remapIdentity.prefix`, "InvalidIdentity", prefix.reason);
+      if (!signedPrefix.ok)
+        c.add(`${field}.remapIdentity.signedPrefix`, "InvalidIdentity", signedPrefix.reason);
+      if (!prefix.ok || !signedPrefix.ok) return { ok: false };
+      return {
+        ok: true,
+        value: { type: "remapIdentity", prefix: prefix.name, signedPrefix: signedPrefix.name },
+      };
+    }
+    default: {
+      const _exhaustive: never = s.matchPolicy;
+      return _exhaustive;
+    }
+  }
+}
+
+function sortedUnique(values: Iterable<string>): string[] {
+  return [...new Set(values)].sort();
+}
+
+function compileRequirement(
+  c: Collector,
+  spec: PolicySpec,
+  policyNamespace: string | undefined,
+  secrets: SecretLookup,
+): Result<Requirement> {
+  const rot = spec.policy.rootOfTrust;
+  const base = "spec.policy.rootOfTrust";
+  const id = compileIdentity(c, spec.policy.signedIdentity);
+  const identity = id.ok && id.value !== undefined ? { identity: id.value } : {};
+  switch (rot.policyType) {
+    case "Reject":
+      return { ok: true, value: { kind: "reject" } };
+    case "InsecureAcceptAnything":
+      return { ok: true, value: { kind: "accept" } };
+    case "PublicKey": {
+      const pk = rot.publicKey;
+      if (pk === undefined) return c.add(`${base}.publicKey`, "Invalid", "required");
+      const sources = [pk, ...(pk.additionalKeys ?? [])];
+      const keys: string[] = [];
+      sources.forEach((src, i) => {
+        const field = i === 0 ? `${base}.publicKey` : `${base}.publicKey.additionalKeys[${i - 1}]`;
+        const data =
+          src.keyData !== undefined
+            ? ({ ok: true, value: src.keyData } as const)
+            : src.keySecretRef !== undefined
+              ? keyFromRef(c, `${field}.keySecretRef`, src.keySecretRef, policyNamespace, secrets)
+              : c.add(field, "Invalid", "exactly one of keyData or keySecretRef is required");
+        if (
+          data.ok &&
+          c.check(
+            src.keyData !== undefined ? `${field}.keyData` : `${field}.keySecretRef`,
+            checkPublicKey(data.value),
+          )
+        ) {
+          keys.push(data.value);
+        }
+      });
+      if (pk.rekorKeyData !== undefined)
+        c.check(`${base}.publicKey.rekorKeyData`, checkPublicKey(pk.rekorKeyData));
+      if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
+      return {
+        ok: true,
+        value: {
+          kind: "sigstoreKeys",
+          keys: sortedUnique(keys),
+          ...(pk.rekorKeyData === undefined ? {} : { rekorKeys: [pk.rekorKeyData] }),
+          ...identity,
+        },
+      };
+    }
+    case "FulcioCAWithRekor": {
+      const f = rot.fulcioCAWithRekor;
+      if (f === undefined) return c.add(`${base}.fulcioCAWithRekor`, "Invalid", "required");
+      c.check(`${base}.fulcioCAWithRekor.fulcioCAData`, checkCertificates(f.fulcioCAData));
+      c.check(`${base}.fulcioCAWithRekor.rekorKeyData`, checkPublicKey(f.rekorKeyData));
+      if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
+      return {
+        ok: true,
+        value: {
+          kind: "fulcio",
+          caData: f.fulcioCAData,
+          rekorKeys: [f.rekorKeyData],
+          oidcIssuer: f.fulcioSubject.oidcIssuer,
+          subjectEmail: f.fulcioSubject.signedEmail,
+          ...identity,
+        },
+      };
+    }
+    case "PKI": {
+      const p = rot.pki;
+      if (p === undefined) return c.add(`${base}.pki`, "Invalid", "required");
+      c.check(`${base}.pki.caRootsData`, checkCertificates(p.caRootsData));
+      if (p.caIntermediatesData !== undefined) {
+        c.check(`${base}.pki.caIntermediatesData`, checkCertificates(p.caIntermediatesData));
+      }
+      if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
+      const subject = p.pkiCertificateSubject;
+      return {
+        ok: true,
+        value: {
+          kind: "pki",
+          caRootsData: p.caRootsData,
+          ...(p.caIntermediatesData === undefined
+            ? {}
+            : { caIntermediatesData: p.caIntermediatesData }),
+          ...(subject.email === undefined ? {} : { subjectEmail: subject.email }),
+          ...(subject.hostname === undefined ? {} : { subjectHostname: subject.hostname }),
+          ...identity,
+        },
+      };
+    }
+    case "GPGKey": {
+      const g = rot.gpgKey;
+      if (g === undefined) return c.add(`${base}.gpgKey`, "Invalid", "required");
+      c.check(`${base}.gpgKey.keyData`, checkGpgKeyring(g.keyData));
+      if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
+      return {
+        ok: true,
+        value: {
+          kind: "gpg",
+          keyring: g.keyData,
+          ...(g.lookaside === undefined ? {} : { lookaside: g.lookaside }),
+          ...identity,
+        },
+      };
+    }
+    default: {
+      const _exhaustive: never = rot.policyType;
+      return _exhaustive;
+    }
+  }
+}
+
+export type CompiledPolicy =
+  | { ok: true; policy: LayerPolicy; object: ObjectRef }
+  | { ok: false; diagnostics: Diagnostic[]; object: ObjectRef };
+
+/** Validates and normalises one policy object for `target`. */
+export function compilePolicy(
+  obj: AnyImagePolicy,
+  secrets: SecretLookup,
+  target: CrioVersion,
+): CompiledPolicy {
+  const object = refOf(obj);
+  const c = new Collector(object);
+  const scopes: string[] = [];
+  obj.spec.scopes.forEach((raw, i) => {
+    const p = parseScope(raw);
+    if (p.ok) scopes.push(p.scope);
+    else c.add(`spec.scopes[${i}]`, "InvalidScope", `${JSON.stringify(raw)}: ${p.reason}`);
+  });
+  const namespace = obj.kind === "ImagePolicy" ? obj.metadata.namespace : undefined;
+  const req = compileRequirement(c, obj.spec, namespace, secrets);
+  if (req.ok) {
+    for (const reason of unsupportedFor(req.value, target)) {
+      c.add("spec.policy.rootOfTrust", "UnsupportedFeature", reason);
+    }
+  }
+  if (!req.ok || c.diagnostics.length > 0) return { ok: false, diagnostics: c.diagnostics, object };
+  return {
+    ok: true,
+    object,
+    policy: {
+      name: obj.metadata.name,
+      ...(obj.metadata.generation === undefined ? {} : { generation: obj.metadata.generation }),
+      scopes: sortedUnique(scopes),
+      requirement: req.value,
+    },
+  };
+}
+
+export interface ValidateResult {
+  readonly cluster: Layer;
+  /** Only namespaces with at least one accepted ImagePolicy. */
+  readonly namespaces: ReadonlyMap<string, Layer>;
+  readonly diagnostics: readonly Diagnostic[];
+  readonly compiled: readonly CompiledPolicy[];
+}
+
+export function validate(
+  objects: readonly AnyImagePolicy[],
+  secrets: SecretLookup,
+  target: CrioVersion,
+): ValidateResult {
+  const compiled = objects.map((o) => compilePolicy(o, secrets, target));
+  const cluster: LayerPolicy[] = [];
+  const byNamespace = new Map<string, LayerPolicy[]>();
+  const diagnostics: Diagnostic[] = [];
+  for (const c of compiled) {
+    if (!c.ok) {
+      diagnostics.push(...c.diagnostics);
+      continue;
+    }
+    if (c.object.namespace === undefined) {
+      cluster.push(c.policy);
+    } else {
+      const list = byNamespace.get(c.object.namespace) ?? [];
+      list.push(c.policy);
+      byNamespace.set(c.object.namespace, list);
+    }
+  }
+  const namespaces = new Map<string, Layer>();
+  for (const ns of [...byNamespace.keys()].sort()) {
+    namespaces.set(ns, makeLayer(ns, byNamespace.get(ns) ?? []));
+  }
+  return { cluster: makeLayer(undefined, cluster), namespaces, diagnostics, compiled };
+}
