@@ -4,7 +4,7 @@
 import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { formatDiagnostic } from "../compiler/diagnostics.ts";
-import { compileAll } from "../compiler/compile.ts";
+import { compileAll, outputFiles } from "../compiler/compile.ts";
 import type { CrioVersion } from "../compiler/crioVersion.ts";
 import { secretLookupFrom } from "../compiler/validate.ts";
 import { atomicWrite } from "../atomicWrite.ts";
@@ -37,12 +37,10 @@ export async function compileCommand(opts: CompileOptions, io: Io): Promise<numb
   const staging = await mkdtemp(join(dirname(out), ".imagepolicy-compile-"));
   try {
     await mkdir(join(staging, "policies"));
-    await mkdir(join(staging, "registries.d"));
-    await atomicWrite(join(staging, "cluster.json"), files.clusterJson);
-    for (const [ns, text] of files.namespaceJson) {
-      await atomicWrite(join(staging, "policies", `${ns}.json`), text);
+    for (const [rel, text] of outputFiles(files)) {
+      await mkdir(dirname(join(staging, rel)), { recursive: true });
+      await atomicWrite(join(staging, rel), text);
     }
-    await atomicWrite(join(staging, "registries.d", "imagepolicy.yaml"), files.registriesDYaml);
     await rm(out, { recursive: true, force: true });
     await rename(staging, out);
   } finally {

@@ -35,7 +35,7 @@ export function compileAll(
   for (const [ns, layer] of validated.namespaces) namespaces.set(ns, indexLayer(layer));
   const diagnostics: Diagnostic[] = [...validated.diagnostics];
 
-  const reg = registriesD([cluster, ...namespaces.values()]);
+  const reg = registriesD(cluster, [...namespaces.values()]);
   for (const c of reg.conflicts) {
     for (const object of c.sources) {
       diagnostics.push({
@@ -63,6 +63,18 @@ export function compileAll(
     diagnostics,
     files: { clusterJson: clusterDoc.text, namespaceJson, registriesDYaml: reg.text },
   };
+}
+
+/** The files a node holds, as paths relative to an output root (the CLI's layout). */
+export function outputFiles(files: CompiledFiles): [path: string, text: string][] {
+  return [
+    ["cluster.json", files.clusterJson],
+    ...[...files.namespaceJson].map(([ns, text]): [string, string] => [
+      `policies/${ns}.json`,
+      text,
+    ]),
+    ["registries.d/imagepolicy.yaml", files.registriesDYaml],
+  ];
 }
 
 /** A bug: validate accepted what combine cannot render. */

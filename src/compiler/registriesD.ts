@@ -1,9 +1,9 @@
 // The registries.d document (containers-registries.d(5)) that goes with the policy files.
 //
 // It is one file per node, shared by cluster.json and every <namespace>.json, so it is computed
-// over all layers: a scope gets `use-sigstore-attachments: true` when the requirement deciding it
-// in any layer needs sigstore signatures (containers/image does not even fetch them otherwise),
-// and a `lookaside` when it is decided by a GPG policy that names one. Every scope that needs
+// over all documents: a scope gets `use-sigstore-attachments: true` when the requirements deciding
+// it in some document need sigstore signatures (containers/image does not even fetch them
+// otherwise), and a `lookaside` when they include a GPG policy that names one. Every scope that needs
 // something gets its own entry with every field it needs, so the result does not depend on
 // whether containers/image falls back to parent entries field by field. The "" scope (`*`) maps
 // to `default-docker`.
@@ -36,23 +36,55 @@ export interface RegistriesDResult {
   readonly conflicts: readonly LookasideConflict[];
 }
 
-export function registriesD(layers: readonly ScopeIndex[]): RegistriesDResult {
-  const scopes = new Set<Scope>();
-  for (const l of layers) for (const s of l.scopes.keys()) scopes.add(s);
+interface Needs {
+  readonly reject: boolean;
+  readonly sigstore: boolean;
+  readonly lookasides: readonly string[];
+  readonly sources: readonly ObjectRef[];
+}
+
+const NOTHING: Needs = { reject: false, sigstore: false, lookasides: [], sources: [] };
+
+function needsOf(index: ScopeIndex, scope: Scope): Needs {
+  const d = decide(index, scope);
+  if (d === undefined) return NOTHING;
+  const reqs = d.entry.requirements;
+  return {
+    reject: reqs.some((r) => r.kind === "reject"),
+    sigstore: reqs.some(needsSigstoreAttachments),
+    lookasides: reqs.flatMap((r) =>
+      r.kind === "gpg" && r.lookaside !== undefined ? [r.lookaside] : [],
+    ),
+    sources: d.entry.sources,
+  };
+}
+
+/** `cluster` is the cluster layer; `namespaces` every namespace layer. A document is cluster.json
+ * or one <namespace>.json; a scope needs a field when the requirements deciding it in some
+ * document (cluster decision AND namespace decision, where reject absorbs the rest) do. */
+export function registriesD(
+  cluster: ScopeIndex,
+  namespaces: readonly ScopeIndex[],
+): RegistriesDResult {
+  const scopes = new Set<Scope>(cluster.scopes.keys());
+  for (const l of namespaces) for (const s of l.scopes.keys()) scopes.add(s);
   const docker: Record<string, RegistriesDEntry> = {};
   let defaultDocker: RegistriesDEntry | undefined;
   const conflicts: LookasideConflict[] = [];
   for (const scope of [...scopes].sort(compareScopes)) {
-    let sigstore = false;
+    // Every document's decision for this scope, minus those where reject absorbs the rest.
+    const c = needsOf(cluster, scope);
+    const docs: (readonly Needs[])[] = [[c]];
+    for (const ns of namespaces) {
+      const n = needsOf(ns, scope);
+      if (n !== NOTHING) docs.push([c, n]);
+    }
+    const live = docs.filter((d) => !d.some((n) => n.reject)).flat();
+    const sigstore = live.some((n) => n.sigstore);
     const lookasides = new Map<string, ObjectRef[]>();
-    for (const l of layers) {
-      const d = decide(l, scope);
-      if (d === undefined) continue;
-      for (const r of d.entry.requirements) {
-        if (needsSigstoreAttachments(r)) sigstore = true;
-        if (r.kind === "gpg" && r.lookaside !== undefined) {
-          lookasides.set(r.lookaside, [...(lookasides.get(r.lookaside) ?? []), ...d.entry.sources]);
-        }
+    for (const n of live) {
+      for (const url of n.lookasides) {
+        lookasides.set(url, [...(lookasides.get(url) ?? []), ...n.sources]);
       }
     }
     if (lookasides.size > 1) {
