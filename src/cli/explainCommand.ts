@@ -1,5 +1,6 @@
 // `imagepolicy explain --image REF [--namespace NS] -f <file-or-dir>... [--crio-version X.Y]`
 
+import { createHash } from "node:crypto";
 import { describeRef } from "../api/types.ts";
 import { canonicalJson } from "../canonicalJson.ts";
 import { formatDiagnostic } from "../compiler/diagnostics.ts";
@@ -20,6 +21,20 @@ export interface ExplainOptions {
 
 const scopeName = (s: string): string => (s === "" ? '"" (the * scope)' : s);
 
+/** One requirement on one line, key and CA data shown as a SHA-256 fingerprint of the PEM. */
+function describeRequirement(r: unknown): string {
+  const fingerprint = (b64: string): string =>
+    `sha256:${createHash("sha256").update(Buffer.from(b64, "base64")).digest("hex").slice(0, 16)}`;
+  const short = JSON.parse(JSON.stringify(r), (key, value: unknown) => {
+    if (typeof value === "string" && /Data$/.test(key)) return fingerprint(value);
+    if (Array.isArray(value) && /Datas$/.test(key)) {
+      return value.map((v) => (typeof v === "string" ? fingerprint(v) : v));
+    }
+    return value;
+  }) as unknown;
+  return canonicalJson(short).replace(/\s+/g, " ").trim();
+}
+
 function printDecision(io: Io, title: string, d: LayerDecision | null, none: string): void {
   io.out(`${title}:`);
   if (d === null) {
@@ -29,7 +44,7 @@ function printDecision(io: Io, title: string, d: LayerDecision | null, none: str
   io.out(`  deciding scope: ${scopeName(d.scope)}`);
   io.out(`  from: ${d.sources.map(describeRef).join(", ")}`);
   io.out(`  requirements (all must pass):`);
-  for (const r of d.requirements) io.out(`    ${canonicalJson(r).replace(/\s+/g, " ").trim()}`);
+  for (const r of d.requirements) io.out(`    ${describeRequirement(r)}`);
 }
 
 export async function explainCommand(opts: ExplainOptions, io: Io): Promise<number> {
@@ -65,6 +80,6 @@ export async function explainCommand(opts: ExplainOptions, io: Io): Promise<numb
     `  deciding scope: ${e.fileScope === null ? "none (default: accept)" : scopeName(e.fileScope)}`,
   );
   io.out(`  requirements (all must pass):`);
-  for (const r of e.requirements) io.out(`    ${canonicalJson(r).replace(/\s+/g, " ").trim()}`);
+  for (const r of e.requirements) io.out(`    ${describeRequirement(r)}`);
   return 0;
 }
