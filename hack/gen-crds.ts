@@ -76,11 +76,16 @@ const TAG = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
 const DIGEST = "(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})";
 const TAG_OR_DIGEST = `(:${TAG}|@${DIGEST})`;
 
-/** Every scope form, anchored: `*`, `*.domain`, host[:port][/path...][:tag|@digest], short name. */
+/**
+ * Every scope form, anchored: `*`, `*.domain`, host[:port][/path...][:tag|@digest], short name.
+ * The host alternative accepts any dotted label sequence: a single label without a port is a
+ * Docker Hub short name's first component, which the last alternative accepts anyway. Written
+ * compactly because the apiserver's cost estimate of matches() grows with the regex's length
+ * times the string's maxLength times the list's maxItems, and must stay within its budget.
+ */
 export const SCOPE_REGEX =
   `^([*]|[*][.]${LABEL}([.]${LABEL})*` +
-  `|${HOST}(/${PATH_COMPONENT})*` +
-  `|${HOST}(/${PATH_COMPONENT})+${TAG_OR_DIGEST}` +
+  `|${LABEL}([.]${LABEL})*(:${PORT})?((/${PATH_COMPONENT})+${TAG_OR_DIGEST}?)?` +
   `|${SHORT_FIRST}(/${PATH_COMPONENT})*${TAG_OR_DIGEST}?)$`;
 /** A fully qualified repository or repository prefix: host[:port][/path...], no tag or digest. */
 export const REPOSITORY_REGEX = `^${HOST}(/${PATH_COMPONENT})*$`;
@@ -736,7 +741,8 @@ const TYPE_META = {
     253,
   ),
   kind: str("Kind is the REST resource this object represents.", 63),
-  metadata: { type: "object", description: "Standard object metadata." } satisfies Schema,
+  // The apiserver allows nothing but `type: object` here (not even a description).
+  metadata: { type: "object" } satisfies Schema,
 };
 
 interface Names {
