@@ -8,6 +8,8 @@ import { explainCommand } from "./explainCommand.ts";
 import { processIo, type Io } from "./io.ts";
 
 const USAGE = `usage:
+  imagepolicy controller [flags]   (imagepolicy controller --help)
+  imagepolicy agent [flags]        (imagepolicy agent --help)
   imagepolicy compile -f <file-or-dir>... -o <outdir> [--crio-version X.Y]
   imagepolicy explain --image REF [--namespace NS] -f <file-or-dir>... [--crio-version X.Y]`;
 
@@ -17,6 +19,9 @@ class UsageError extends Error {
 
 export async function run(argv: readonly string[], io: Io): Promise<number> {
   const [command, ...rest] = argv;
+  // Long-running commands parse their own flags.
+  if (command === "controller") return (await import("../controller/main.ts")).main(rest, io);
+  if (command === "agent") return (await import("../agent/main.ts")).main(rest, io);
   try {
     const { values } = parseArgs({
       args: [...rest],

@@ -62,20 +62,14 @@ export function decide(index: ScopeIndex, scope: Scope): Decision | undefined {
   return undefined;
 }
 
-/** Requirements of the combined document for scope X (cluster decision AND namespace decision). */
-export function combinedRequirements(
-  cluster: ScopeIndex,
-  namespace: ScopeIndex | undefined,
-  scope: Scope,
-): Requirement[] {
-  const c = decide(cluster, scope)?.entry.requirements ?? [];
-  const n = namespace === undefined ? [] : (decide(namespace, scope)?.entry.requirements ?? []);
-  return simplify([...c, ...n]);
+/** Requirements of the combined document for scope X: the AND of every layer's decision. */
+export function combinedRequirements(layers: readonly ScopeIndex[], scope: Scope): Requirement[] {
+  return simplify(layers.flatMap((l) => decide(l, scope)?.entry.requirements ?? []));
 }
 
-export function combinedScopes(cluster: ScopeIndex, namespace: ScopeIndex | undefined): Scope[] {
-  const all = new Set<Scope>(cluster.scopes.keys());
-  if (namespace !== undefined) for (const s of namespace.scopes.keys()) all.add(s);
+export function combinedScopes(layers: readonly ScopeIndex[]): Scope[] {
+  const all = new Set<Scope>();
+  for (const l of layers) for (const s of l.scopes.keys()) all.add(s);
   return [...all].sort(compareScopes);
 }
 
@@ -90,17 +84,16 @@ function toRequirements(reqs: readonly Requirement[]): PolicyRequirements {
   return first === undefined ? ACCEPT : [first, ...rest];
 }
 
-/** `cluster.json` when `namespace` is undefined, else `<namespace>.json`. Fails (renders nothing)
- * if any requirement needs a feature `target` cannot parse: dropping it would weaken the policy. */
-export function combine(
-  cluster: ScopeIndex,
-  namespace: ScopeIndex | undefined,
-  target: CrioVersion,
-): CombineResult {
+/** The document for the AND of `layers`: [cluster] gives cluster.json, [cluster, namespace] gives
+ * <namespace>.json. More layers give intersections, which the agent writes while it moves a node
+ * from one revision to the next so that no namespace file is ever looser than cluster.json (an
+ * old and a new cluster layer together). Fails (renders nothing) if any requirement needs a
+ * feature `target` cannot parse: dropping it would weaken the policy. */
+export function combine(layers: readonly ScopeIndex[], target: CrioVersion): CombineResult {
   const docker: Record<Scope, PolicyRequirements> = {};
   const problems = new Set<string>();
-  for (const scope of combinedScopes(cluster, namespace)) {
-    const reqs = combinedRequirements(cluster, namespace, scope);
+  for (const scope of combinedScopes(layers)) {
+    const reqs = combinedRequirements(layers, scope);
     for (const r of reqs) for (const p of unsupportedFor(r, target)) problems.add(p);
     docker[scope] = toRequirements(reqs);
   }

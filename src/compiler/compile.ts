@@ -49,11 +49,11 @@ export function compileAll(
   const base = { validated, cluster, namespaces };
   if (diagnostics.length > 0) return { ...base, diagnostics };
 
-  const clusterDoc = combine(cluster, undefined, target);
+  const clusterDoc = combine([cluster], target);
   if (!clusterDoc.ok) throw new CompileInvariantError(clusterDoc.problems.join("; "));
   const namespaceJson = new Map<string, string>();
   for (const [ns, index] of namespaces) {
-    const doc = combine(cluster, index, target);
+    const doc = combine([cluster, index], target);
     // validate() already refused every feature the target cannot parse.
     if (!doc.ok) throw new CompileInvariantError(doc.problems.join("; "));
     namespaceJson.set(ns, doc.text);

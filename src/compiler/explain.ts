@@ -41,12 +41,13 @@ export function explain(
   namespace: ScopeIndex | undefined,
 ): Explanation {
   const chain = fallbackChain(image);
-  const inFile = new Set(combinedScopes(cluster, namespace));
+  const layers = namespace === undefined ? [cluster] : [cluster, namespace];
+  const inFile = new Set(combinedScopes(layers));
   const fileScope = chain.find((s) => inFile.has(s)) ?? null;
   const requirements =
     fileScope === null
       ? [{ type: "insecureAcceptAnything" } as const]
-      : combinedRequirements(cluster, namespace, fileScope).map(render);
+      : combinedRequirements(layers, fileScope).map(render);
   return {
     image,
     chain,
