@@ -28,7 +28,7 @@ function describeRequirement(r: unknown): string {
   const short = JSON.parse(JSON.stringify(r), (key, value: unknown) => {
     if (typeof value === "string" && /Data$/.test(key)) return fingerprint(value);
     if (Array.isArray(value) && /Datas$/.test(key)) {
-      return value.map((v) => (typeof v === "string" ? fingerprint(v) : v));
+      return (value as unknown[]).map((v): unknown => (typeof v === "string" ? fingerprint(v) : v));
     }
     return value;
   }) as unknown;
