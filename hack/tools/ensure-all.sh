@@ -7,3 +7,4 @@ cd "$(dirname "$0")/../.."
 hack/tools/evaluator.sh >/dev/null
 hack/tools/fixtures.sh >/dev/null
 hack/tools/control-plane.sh >/dev/null
+hack/tools/crio.sh >/dev/null
