@@ -835,7 +835,7 @@ function policyRoot(kind: Kind): Schema {
 }
 
 export function crdObjects(): ReadonlyMap<string, Record<string, unknown>> {
-  const categories = ["imagepolicy"];
+  const categories = ["imagepolicy-all"];
   return new Map([
     [
       `${GROUP}_clusterimagepolicies.yaml`,

@@ -141,14 +141,16 @@ describe("CRD admission (real kube-apiserver)", () => {
     );
     const ipns = await kubectl(["get", "ipns"]);
     expect(ipns.stdout.split("\n")[0]).toMatch(/^NAME\s+RUNTIME\s+ENFORCING\s+READY\s+AGE$/);
-    // `imagepolicy` is both the category and ImagePolicy's singular name; kubectl expands
-    // categories first, so `kubectl get imagepolicy` lists all three kinds (use `imgpol` or
-    // `imagepolicies` for ImagePolicies alone).
-    const category = await kubectl(["get", "imagepolicy", "-A", "-o", "name"]);
+    // The category is `imagepolicy-all`, not `imagepolicy`: kubectl expands categories before
+    // singular names, so a category named like ImagePolicy's singular would hide the kind.
+    const category = await kubectl(["get", "imagepolicy-all", "-A", "-o", "name"]);
     expect(category.code, describeResult(category)).toBe(0);
     expect(category.stdout).toContain("clusterimagepolicy.imagepolicy.dev/reject-star");
     expect(category.stdout).toContain("imagepolicy.imagepolicy.dev/team-a-images");
     expect(category.stdout).toContain("imagepolicynodestatus.imagepolicy.dev/worker-1");
+    const singular = await kubectl(["get", "imagepolicy", "-A", "-o", "name"]);
+    expect(singular.stdout).not.toContain("clusterimagepolicy");
+    expect(singular.stdout).toContain("imagepolicy.imagepolicy.dev/team-a-images");
     const plural = await kubectl(["get", "imagepolicies", "-A", "-o", "name"]);
     expect(plural.stdout).not.toContain("clusterimagepolicy");
   });

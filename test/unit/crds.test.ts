@@ -87,7 +87,7 @@ describe("crds/", () => {
     const crd = crds.get(file);
     expect(field(crd, "apiVersion")).toBe("apiextensions.k8s.io/v1");
     expect(field(crd, "spec", "group")).toBe("imagepolicy.dev");
-    expect(field(crd, "spec", "names", "categories")).toEqual(["imagepolicy"]);
+    expect(field(crd, "spec", "names", "categories")).toEqual(["imagepolicy-all"]);
     const kind = field(crd, "spec", "names", "kind");
     const expected: Record<string, { short: string; scope: string; columns: string[] }> = {
       ClusterImagePolicy: {
