@@ -30,8 +30,12 @@ NAME="control-plane-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}"
 DEST="$IMAGEPOLICY_CACHE/$NAME"
 BINARIES=(kube-apiserver kube-controller-manager kubectl etcd)
 
+# Bump when a change to this script changes the binaries it produces, so caches rebuild.
+RECIPE=2
+
 complete() {
   local b
+  [[ $(cat "$DEST/recipe" 2>/dev/null) == "$RECIPE" ]] || return 1
   for b in "${BINARIES[@]}"; do [[ -x $DEST/bin/$b ]] || return 1; done
 }
 
@@ -40,17 +44,19 @@ build_kubernetes() {
   local mod="$work/kubernetes"
   mkdir -p "$mod"
   log "fetching k8s.io/kubernetes@$KUBERNETES_VERSION metadata"
-  local info gomod vtime
-  info=$(cd "$work" && "$GO" mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION") ||
+  local download gomod infofile
+  download=$(cd "$work" && "$GO" mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION") ||
     die "cannot download k8s.io/kubernetes@$KUBERNETES_VERSION"
-  gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"$info")
-  [[ -f $gomod ]] || die "no go.mod for k8s.io/kubernetes@$KUBERNETES_VERSION in: $info"
-  # A release's commit is not in the proxy's metadata unless the origin was recorded.
-  local commit
-  commit=$(sed -n 's/^[[:space:]]*"Hash": "\([0-9a-f]\{40\}\)",\{0,1\}$/\1/p' <<<"$info" | head -n1)
+  gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"$download")
+  infofile=$(sed -n 's/^[[:space:]]*"Info": "\(.*\)",\{0,1\}$/\1/p' <<<"$download")
+  [[ -f $gomod && -f $infofile ]] || die "no go.mod/.info for k8s.io/kubernetes@$KUBERNETES_VERSION in: $download"
+  # The .info file holds the release time, and the commit only when the proxy recorded an Origin
+  # (proxy.golang.org does not for k8s.io/kubernetes): gitCommit is then "unknown".
+  local commit vtime
+  commit=$(grep -o '"Hash": *"[0-9a-f]\{40\}"' "$infofile" | grep -o '[0-9a-f]\{40\}' | head -n1 || true)
   commit=${commit:-unknown}
-  vtime=$(sed -n 's/^[[:space:]]*"Time": "\(.*\)",\{0,1\}$/\1/p' <<<"$info" | head -n1)
-  vtime=${vtime:-1970-01-01T00:00:00Z}
+  vtime=$(grep -o '"Time": *"[^"]*"' "$infofile" | sed 's/.*"\([^"]*\)"$/\1/' | head -n1 || true)
+  [[ -n $vtime ]] || die "no release time in $infofile"
   local goline
   goline=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod" | head -n1)
 
@@ -146,15 +152,20 @@ build() {
   build_kubernetes "$tmp/src" "$tmp/bin"
   "$tmp/bin/kubectl" version --client >&2 || die "the built kubectl does not run"
   "$tmp/bin/etcd" --version >&2 || die "the built etcd does not run"
-  rm -rf "$DEST"
+  echo "$RECIPE" >"$tmp/recipe"
+  chmod 755 "$tmp"
+  # Swap in the new tree; a stale one (older recipe) is moved aside first, then removed.
+  local old="$DEST.old.$$"
+  [[ ! -e $DEST ]] || mv "$DEST" "$old"
   mv "$tmp" "$DEST"
   trap - EXIT
+  rm -rf "$old"
   log "built $NAME in $((SECONDS - start))s"
 }
 
 if ! complete; then
   export -f build build_etcd build_kubernetes complete log die
-  export GO NAME DEST KUBERNETES_VERSION ETCD_VERSION K8S_MINOR STAGING_VERSION IMAGEPOLICY_CACHE
+  export GO NAME DEST RECIPE KUBERNETES_VERSION ETCD_VERSION K8S_MINOR STAGING_VERSION IMAGEPOLICY_CACHE
   export BINARIES_LIST="${BINARIES[*]}"
   with_lock "$NAME" bash -euo pipefail -c 'BINARIES=($BINARIES_LIST); build'
 fi
