@@ -1,0 +1,647 @@
+// A real local Kubernetes control plane for tests: etcd, kube-apiserver (RBAC on, loopback only)
+// and kube-controller-manager (namespace deletion, garbage collection, ServiceAccount tokens),
+// built by hack/tools/control-plane.sh and run as child processes with their logs under `dir`.
+//
+// Nothing here is skipped: a binary that cannot be built or a process that does not become ready
+// throws with the tail of its log.
+import { spawn, type ChildProcess } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { createServer } from "node:net";
+import path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+
+export interface CommandResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface ControlPlaneOptions {
+  /** Working directory for certificates, kubeconfigs, etcd data and process logs. */
+  readonly dir: string;
+  /** Directory of CustomResourceDefinition YAML files to apply and wait for. */
+  readonly crdDir?: string;
+  /** How long each process may take to become ready (default 120 s). */
+  readonly readyTimeoutMs?: number;
+}
+
+export interface ControlPlane {
+  /** Kubernetes version the binaries were built at, e.g. `v1.37.2`. */
+  readonly kubernetesVersion: string;
+  /** Directory holding kube-apiserver, kube-controller-manager, kubectl and etcd. */
+  readonly binDir: string;
+  /** Admin kubeconfig (client certificate in group system:masters). */
+  readonly kubeconfigPath: string;
+  /** API server URL, `https://127.0.0.1:<port>`. */
+  readonly server: string;
+  /** Runs kubectl with the admin kubeconfig; never throws on a non-zero exit code. */
+  kubectl(args: readonly string[], options?: { readonly stdin?: string }): Promise<CommandResult>;
+  /**
+   * Requests a token for an existing ServiceAccount (TokenRequest API, `kubectl create token`)
+   * and writes a kubeconfig that uses it; returns the kubeconfig's path.
+   */
+  serviceAccountKubeconfig(namespace: string, name: string): Promise<string>;
+  /** Stops kube-apiserver only; etcd and its data stay. */
+  stopApiServer(): Promise<void>;
+  /** Starts kube-apiserver again on the same port and waits for /readyz. */
+  startApiServer(): Promise<void>;
+  /** Stops every process. Safe to call more than once. */
+  stop(): Promise<void>;
+}
+
+export class ControlPlaneError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** hack/tools/control-plane.sh failed. */
+export class ControlPlaneBuildError extends ControlPlaneError {}
+
+/** A process exited or did not become ready in time. */
+export class ControlPlaneStartError extends ControlPlaneError {}
+
+const repoRoot = path.resolve(import.meta.dirname, "../..");
+const buildScript = path.join(repoRoot, "hack/tools/control-plane.sh");
+const logTailLines = 60;
+// kube-apiserver stops listening at once on SIGTERM but then waits ~10 s+ for open watches to
+// drain; nothing here needs that drain, so processes get SIGKILL after this grace period.
+const stopGraceMs = 3_000;
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const dir = path.resolve(opts.dir);
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 120_000;
+  await mkdir(dir, { recursive: true });
+
+  const binDir = await buildBinaries(dir);
+  const kubernetesVersion = versionFromBinDir(binDir);
+  const bin = (name: string): string => path.join(binDir, name);
+
+  const pki = await createPki(dir);
+  const [etcdClientPort, etcdPeerPort, apiPort, kcmPort] = await freePorts(4);
+  const server = `https://127.0.0.1:${apiPort}`;
+
+  const kubeconfigPath = path.join(dir, "admin.kubeconfig");
+  await writeKubeconfig(kubeconfigPath, server, pki.caCert, {
+    "client-certificate-data": b64(pki.admin.cert),
+    "client-key-data": b64(pki.admin.key),
+  });
+  const kcmKubeconfig = path.join(dir, "kube-controller-manager.kubeconfig");
+  await writeKubeconfig(kcmKubeconfig, server, pki.caCert, {
+    "client-certificate-data": b64(pki.controllerManager.cert),
+    "client-key-data": b64(pki.controllerManager.key),
+  });
+
+  const processes = new Set<ManagedProcess>();
+  const killAllNow = (): void => {
+    for (const p of processes) p.killNow();
+  };
+  process.once("exit", killAllNow);
+
+  const launch = (name: string, args: readonly string[]): ManagedProcess => {
+    const p = ManagedProcess.spawn(name, bin(name), args, path.join(dir, "logs", `${name}.log`));
+    processes.add(p);
+    return p;
+  };
+
+  const etcdArgs = [
+    "--name=default",
+    `--data-dir=${path.join(dir, "etcd-data")}`,
+    `--listen-client-urls=http://127.0.0.1:${etcdClientPort}`,
+    `--advertise-client-urls=http://127.0.0.1:${etcdClientPort}`,
+    `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+    `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
+    "--unsafe-no-fsync",
+    "--log-level=warn",
+  ];
+  const apiServerArgs = [
+    `--etcd-servers=http://127.0.0.1:${etcdClientPort}`,
+    "--bind-address=127.0.0.1",
+    "--advertise-address=127.0.0.1",
+    `--secure-port=${apiPort}`,
+    `--cert-dir=${path.join(dir, "apiserver-certs")}`,
+    `--tls-cert-file=${pki.paths.apiServerCert}`,
+    `--tls-private-key-file=${pki.paths.apiServerKey}`,
+    `--client-ca-file=${pki.paths.caCert}`,
+    "--authorization-mode=Node,RBAC",
+    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+    `--service-account-key-file=${pki.paths.serviceAccountPublicKey}`,
+    `--service-account-signing-key-file=${pki.paths.serviceAccountPrivateKey}`,
+    "--service-cluster-ip-range=10.96.0.0/16",
+    // The `kubernetes` Service's endpoints cannot name a loopback address.
+    "--endpoint-reconciler-type=none",
+    "--allow-privileged=true",
+    "--profiling=false",
+  ];
+  const controllerManagerArgs = [
+    `--kubeconfig=${kcmKubeconfig}`,
+    "--bind-address=127.0.0.1",
+    `--secure-port=${kcmPort}`,
+    `--cert-dir=${path.join(dir, "kube-controller-manager-certs")}`,
+    // Every default controller; without a cloud provider the cloud ones do not start.
+    "--controllers=*",
+    "--use-service-account-credentials=true",
+    `--root-ca-file=${pki.paths.caCert}`,
+    `--service-account-private-key-file=${pki.paths.serviceAccountPrivateKey}`,
+    `--cluster-signing-cert-file=${pki.paths.caCert}`,
+    `--cluster-signing-key-file=${pki.paths.caKey}`,
+    "--leader-elect=false",
+    "--profiling=false",
+  ];
+
+  let apiServer: ManagedProcess | undefined;
+  const startApiServer = async (): Promise<void> => {
+    if (apiServer !== undefined && !apiServer.exited) {
+      throw new ControlPlaneError("kube-apiserver is already running");
+    }
+    const p = launch("kube-apiserver", apiServerArgs);
+    apiServer = p;
+    await p.waitReady(readyTimeoutMs, () =>
+      httpsOk(`${server}/readyz`, {
+        ca: pki.caCert,
+        cert: pki.admin.cert,
+        key: pki.admin.key,
+      }),
+    );
+  };
+  const stopApiServer = async (): Promise<void> => {
+    if (apiServer === undefined) return;
+    await apiServer.stop();
+    processes.delete(apiServer);
+  };
+
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    // Reverse start order: clients first, storage last.
+    for (const p of [...processes].reverse()) {
+      await p.stop();
+      processes.delete(p);
+    }
+    process.removeListener("exit", killAllNow);
+  };
+
+  const kubectl = (
+    args: readonly string[],
+    options?: { readonly stdin?: string },
+  ): Promise<CommandResult> =>
+    runCommand(
+      bin("kubectl"),
+      [`--kubeconfig=${kubeconfigPath}`, `--cache-dir=${path.join(dir, "kubectl-cache")}`, ...args],
+      options?.stdin,
+    );
+
+  try {
+    const etcd = launch("etcd", etcdArgs);
+    await etcd.waitReady(readyTimeoutMs, () => httpOk(`http://127.0.0.1:${etcdClientPort}/health`));
+    await startApiServer();
+    const kcm = launch("kube-controller-manager", controllerManagerArgs);
+    await kcm.waitReady(readyTimeoutMs, () =>
+      httpsOk(`https://127.0.0.1:${kcmPort}/healthz`, { rejectUnauthorized: false }),
+    );
+    if (opts.crdDir !== undefined) await installCrds(kubectl, path.resolve(opts.crdDir));
+  } catch (error) {
+    await stop();
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new ControlPlaneStartError(`the control plane in ${dir} did not start: ${detail}`, {
+      cause: error,
+    });
+  }
+
+  const serviceAccountKubeconfig = async (namespace: string, name: string): Promise<string> => {
+    const token = await kubectl(["create", "token", name, "-n", namespace, "--duration=24h"]);
+    if (token.code !== 0 || token.stdout.trim() === "") {
+      throw new ControlPlaneError(
+        `kubectl create token ${namespace}/${name} failed (exit ${token.code}): ${token.stderr.trim()}`,
+      );
+    }
+    const file = path.join(dir, `serviceaccount-${namespace}-${name}.kubeconfig`);
+    await writeKubeconfig(file, server, pki.caCert, { token: token.stdout.trim() });
+    return file;
+  };
+
+  return {
+    kubernetesVersion,
+    binDir,
+    kubeconfigPath,
+    server,
+    kubectl,
+    serviceAccountKubeconfig,
+    stopApiServer,
+    startApiServer,
+    stop,
+  };
+}
+
+async function buildBinaries(dir: string): Promise<string> {
+  const result = await runCommand(buildScript, []).catch((error: unknown) => {
+    throw new ControlPlaneBuildError(`cannot run ${buildScript}`, { cause: error });
+  });
+  await writeFile(path.join(dir, "control-plane-build.log"), result.stderr);
+  const binDir = result.stdout.trim();
+  if (result.code !== 0 || binDir === "") {
+    throw new ControlPlaneBuildError(
+      `${buildScript} failed (exit ${result.code}):\n${tail(result.stderr, logTailLines)}`,
+    );
+  }
+  return binDir;
+}
+
+function versionFromBinDir(binDir: string): string {
+  const match = /control-plane-(v\d+\.\d+\.\d+)-etcd-/.exec(binDir);
+  if (match?.[1] === undefined) {
+    throw new ControlPlaneBuildError(`cannot read the Kubernetes version from ${binDir}`);
+  }
+  return match[1];
+}
+
+async function installCrds(
+  kubectl: (args: readonly string[]) => Promise<CommandResult>,
+  crdDir: string,
+): Promise<void> {
+  const apply = await kubectl(["apply", "--server-side", "-f", crdDir]);
+  if (apply.code !== 0) {
+    throw new ControlPlaneError(`applying CRDs from ${crdDir} failed: ${apply.stderr.trim()}`);
+  }
+  const wait = await kubectl([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "-f",
+    crdDir,
+  ]);
+  if (wait.code !== 0) {
+    throw new ControlPlaneError(
+      `CRDs from ${crdDir} did not become Established: ${wait.stderr.trim()}`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+class ManagedProcess {
+  #exitCode: number | null | undefined = undefined;
+  readonly #exitedPromise: Promise<void>;
+
+  readonly name: string;
+  readonly logPath: string;
+  readonly #child: ChildProcess;
+
+  private constructor(name: string, logPath: string, child: ChildProcess) {
+    this.name = name;
+    this.logPath = logPath;
+    this.#child = child;
+    this.#exitedPromise = new Promise((resolve) => {
+      child.once("exit", (code, signal) => {
+        this.#exitCode = code ?? (signal === null ? -1 : -2);
+        resolve();
+      });
+      child.once("error", () => {
+        this.#exitCode ??= -1;
+        resolve();
+      });
+    });
+  }
+
+  static spawn(
+    name: string,
+    file: string,
+    args: readonly string[],
+    logPath: string,
+  ): ManagedProcess {
+    // Opened synchronously: spawn needs a file descriptor.
+    const logFd = openLogSync(logPath);
+    try {
+      // setpriv --pdeathsig: the kernel kills the child if this process dies without cleaning up.
+      const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", file, ...args], {
+        stdio: ["ignore", logFd, logFd],
+      });
+      return new ManagedProcess(name, logPath, child);
+    } finally {
+      closeSync(logFd);
+    }
+  }
+
+  get exited(): boolean {
+    return this.#exitCode !== undefined;
+  }
+
+  async waitReady(timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+      if (this.exited) {
+        throw new ControlPlaneStartError(
+          `${this.name} exited (code ${String(this.#exitCode)}) before becoming ready; ` +
+            `log ${this.logPath}:\n${await this.logTail()}`,
+        );
+      }
+      try {
+        if (await probe()) return;
+      } catch (error) {
+        lastError = error;
+      }
+      await delay(250);
+    }
+    await this.stop();
+    throw new ControlPlaneStartError(
+      `${this.name} did not become ready within ${timeoutMs} ms; log ${this.logPath}:\n${await this.logTail()}`,
+      { cause: lastError },
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    this.#child.kill("SIGTERM");
+    const timer = setTimeout(() => this.#child.kill("SIGKILL"), stopGraceMs);
+    await this.#exitedPromise;
+    clearTimeout(timer);
+  }
+
+  killNow(): void {
+    if (!this.exited) this.#child.kill("SIGKILL");
+  }
+
+  private async logTail(): Promise<string> {
+    try {
+      return tail(await readFile(this.logPath, "utf8"), logTailLines);
+    } catch (error) {
+      return `(cannot read log: ${String(error)})`;
+    }
+  }
+}
+
+function openLogSync(logPath: string): number {
+  mkdirSync(path.dirname(logPath), { recursive: true });
+  return openSync(logPath, "a");
+}
+
+function runCommand(file: string, args: readonly string[], stdin?: string): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+    child.once("error", reject);
+    child.once("close", (code, signal) => {
+      resolve({
+        code: code ?? (signal === null ? -1 : 128),
+        stdout: Buffer.concat(stdout).toString("utf8"),
+        stderr: Buffer.concat(stderr).toString("utf8"),
+      });
+    });
+    // A child that exits without reading its input is reported by its exit code, not EPIPE.
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(stdin ?? "");
+  });
+}
+
+function tail(text: string, lines: number): string {
+  return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network
+
+async function freePorts(count: number): Promise<number[]> {
+  // Hold every listener open until all ports are chosen, so the same port is not returned twice.
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once("error", reject);
+          s.listen(0, "127.0.0.1", () => {
+            resolve(s);
+          });
+        }),
+    ),
+  );
+  const ports = servers.map((s) => {
+    const address = s.address();
+    if (address === null || typeof address === "string") {
+      throw new ControlPlaneError("cannot read a listening port");
+    }
+    return address.port;
+  });
+  await Promise.all(
+    servers.map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          s.close(() => {
+            resolve();
+          });
+        }),
+    ),
+  );
+  return ports;
+}
+
+function httpOk(url: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.once("timeout", () => req.destroy(new ControlPlaneError(`timeout: ${url}`)));
+    req.once("error", reject);
+    req.end();
+  });
+}
+
+interface TlsOptions {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly rejectUnauthorized?: boolean;
+}
+
+function httpsOk(url: string, tls: TlsOptions): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { ...tls, timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.once("timeout", () => req.destroy(new ControlPlaneError(`timeout: ${url}`)));
+    req.once("error", reject);
+    req.end();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificates and kubeconfigs
+
+interface KeyPair {
+  readonly cert: string;
+  readonly key: string;
+}
+
+interface Pki {
+  readonly caCert: string;
+  readonly admin: KeyPair;
+  readonly controllerManager: KeyPair;
+  readonly paths: {
+    readonly caCert: string;
+    readonly caKey: string;
+    readonly apiServerCert: string;
+    readonly apiServerKey: string;
+    readonly serviceAccountPublicKey: string;
+    readonly serviceAccountPrivateKey: string;
+  };
+}
+
+async function createPki(dir: string): Promise<Pki> {
+  const pkiDir = path.join(dir, "pki");
+  await mkdir(pkiDir, { recursive: true });
+  const p = (name: string): string => path.join(pkiDir, name);
+
+  await openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.crt"),
+    "-days",
+    "3650",
+    "-subj",
+    "/CN=imagepolicy-test-ca",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+  ]);
+  const apiServer = await signedPair(pkiDir, "apiserver", "/CN=kube-apiserver", [
+    "extendedKeyUsage=serverAuth",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default," +
+      "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1",
+  ]);
+  const admin = await signedPair(pkiDir, "admin", "/O=system:masters/CN=kubernetes-admin", [
+    "extendedKeyUsage=clientAuth",
+  ]);
+  const controllerManager = await signedPair(
+    pkiDir,
+    "kube-controller-manager",
+    "/CN=system:kube-controller-manager",
+    ["extendedKeyUsage=clientAuth"],
+  );
+
+  const serviceAccount = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
+  await writeFile(p("sa.pub"), serviceAccount.publicKey);
+  await writeFile(p("sa.key"), serviceAccount.privateKey, { mode: 0o600 });
+
+  return {
+    caCert: await readFile(p("ca.crt"), "utf8"),
+    admin: { cert: await readFile(admin.cert, "utf8"), key: await readFile(admin.key, "utf8") },
+    controllerManager: {
+      cert: await readFile(controllerManager.cert, "utf8"),
+      key: await readFile(controllerManager.key, "utf8"),
+    },
+    paths: {
+      caCert: p("ca.crt"),
+      caKey: p("ca.key"),
+      apiServerCert: apiServer.cert,
+      apiServerKey: apiServer.key,
+      serviceAccountPublicKey: p("sa.pub"),
+      serviceAccountPrivateKey: p("sa.key"),
+    },
+  };
+}
+
+/** Creates `<name>.key` and `<name>.crt` signed by the CA in pkiDir; returns their paths. */
+async function signedPair(
+  pkiDir: string,
+  name: string,
+  subject: string,
+  extensions: readonly string[],
+): Promise<KeyPair> {
+  const key = path.join(pkiDir, `${name}.key`);
+  const csr = path.join(pkiDir, `${name}.csr`);
+  const cert = path.join(pkiDir, `${name}.crt`);
+  const ext = path.join(pkiDir, `${name}.ext`);
+  await writeFile(ext, `${["keyUsage=critical,digitalSignature", ...extensions].join("\n")}\n`);
+  await openssl([
+    "req",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    key,
+    "-out",
+    csr,
+    "-subj",
+    subject,
+  ]);
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    csr,
+    "-CA",
+    path.join(pkiDir, "ca.crt"),
+    "-CAkey",
+    path.join(pkiDir, "ca.key"),
+    "-CAcreateserial",
+    "-out",
+    cert,
+    "-days",
+    "365",
+    "-extfile",
+    ext,
+  ]);
+  return { cert, key };
+}
+
+async function openssl(args: readonly string[]): Promise<void> {
+  const result = await runCommand("openssl", args).catch((error: unknown) => {
+    throw new ControlPlaneError("cannot run openssl", { cause: error });
+  });
+  if (result.code !== 0) {
+    throw new ControlPlaneError(
+      `openssl ${args.join(" ")} failed (exit ${result.code}): ${result.stderr.trim()}`,
+    );
+  }
+}
+
+function b64(pem: string): string {
+  return Buffer.from(pem, "utf8").toString("base64");
+}
+
+async function writeKubeconfig(
+  file: string,
+  server: string,
+  caCert: string,
+  user: Readonly<Record<string, string>>,
+): Promise<void> {
+  // JSON is YAML; kubectl reads either.
+  const config = {
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "local", cluster: { server, "certificate-authority-data": b64(caCert) } }],
+    users: [{ name: "user", user }],
+    contexts: [{ name: "local", context: { cluster: "local", user: "user" } }],
+    "current-context": "local",
+  };
+  await writeFile(file, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+}
