@@ -24,6 +24,17 @@ export default defineConfig({
       },
       {
         test: {
+          name: "apiserver",
+          include: ["test/apiserver/**/*.test.ts"],
+          // A cold build of the control plane (when hack/tools/ensure-all.sh did not run first)
+          // takes many minutes inside beforeAll.
+          testTimeout: 600_000,
+          hookTimeout: 3_600_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
           // A real CRI-O (hack/tools/crio.sh) and a local registry; a cold CRI-O build inside
