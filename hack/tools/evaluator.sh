@@ -10,7 +10,7 @@
 # Idempotent: a second run only checks the wrappers. Concurrent runs serialise on a lock.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
 
 # Bump when the package list, the suite or the wrapper layout changes.
@@ -37,7 +37,8 @@ build_rootfs() {
   fi
   mkdir -p "$dest"
   local tmp="$dest/rootfs.tmp.$$"
-  rm -rf "$tmp"
+  # Left over by an interrupted build; we hold the lock, so nobody else is writing them.
+  rm -rf "$dest"/rootfs.tmp.*
   log "building $EVALUATOR_SUITE rootfs with $EVALUATOR_PACKAGES (about 20 s)"
   # mmdebstrap refuses a non-empty target; it creates $tmp itself.
   if ! mmdebstrap --quiet --variant=apt --include="$EVALUATOR_PACKAGES" \

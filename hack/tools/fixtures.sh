@@ -22,7 +22,7 @@
 # containers_image_openpgp cannot read EdDSA keys.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
 
 FIXTURES_KEY=fixtures-v1
@@ -51,7 +51,8 @@ build() {
   fi
 
   local tmp="$dest.tmp.$$"
-  rm -rf "$tmp"
+  # Left over by an interrupted build; we hold the lock, so nobody else is writing them.
+  rm -rf "$dest".tmp.*
   mkdir -p "$tmp/keys" "$tmp/gpg" "$tmp/files"
   # shellcheck disable=SC2064 # expand $tmp now
   trap "rm -rf '$tmp'" EXIT
