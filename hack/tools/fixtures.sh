@@ -26,7 +26,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib.sh"
 
 FIXTURES_KEY=fixtures-v1
-# OCI tags made in oci/. Keep in sync with the image table in test/evaluator/globalSetup.ts.
+# OCI tags made in oci/. Keep in sync with `pushes` in test/evaluator/seed.ts.
 IMAGES=(
   signed-app-v1
   signed-app-v2
