@@ -54,7 +54,7 @@ function rootOfTrust<R extends z.ZodType>(secretRef: R) {
     fulcioCAData: base64Pem,
     rekorKeyData: base64Pem,
     fulcioSubject: z.strictObject({
-      oidcIssuer: z.string().min(1).max(512),
+      oidcIssuer: z.url().max(2048),
       signedEmail: z.string().min(1).max(320),
     }),
   });
@@ -150,7 +150,11 @@ const signedIdentity = z
 
 function spec<R extends z.ZodType>(secretRef: R) {
   return z.strictObject({
-    scopes: z.array(z.string().min(1).max(512)).min(1).max(256),
+    scopes: z
+      .array(z.string().min(1).max(512))
+      .min(1)
+      .max(256)
+      .refine((s) => new Set(s).size === s.length, { message: "scopes must be unique" }),
     policy: z
       .strictObject({
         rootOfTrust: rootOfTrust(secretRef),
