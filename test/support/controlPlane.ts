@@ -44,7 +44,11 @@ export interface ControlPlane {
    * Requests a token for an existing ServiceAccount (TokenRequest API, `kubectl create token`)
    * and writes a kubeconfig that uses it; returns the kubeconfig's path.
    */
-  serviceAccountKubeconfig(namespace: string, name: string): Promise<string>;
+  serviceAccountKubeconfig(
+    namespace: string,
+    name: string,
+    options?: { readonly boundNode?: string },
+  ): Promise<string>;
   /** Stops kube-apiserver only; etcd and its data stay. */
   stopApiServer(): Promise<void>;
   /** Starts kube-apiserver again on the same port and waits for /readyz. */
@@ -215,14 +219,34 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     });
   }
 
-  const serviceAccountKubeconfig = async (namespace: string, name: string): Promise<string> => {
-    const token = await kubectl(["create", "token", name, "-n", namespace, "--duration=24h"]);
+  const serviceAccountKubeconfig = async (
+    namespace: string,
+    name: string,
+    options?: { readonly boundNode?: string },
+  ): Promise<string> => {
+    // A token bound to a Node object carries the `authentication.kubernetes.io/node-name` extra,
+    // as the kubelet's pod-bound tokens do: what the agent's ValidatingAdmissionPolicy checks.
+    const node = options?.boundNode;
+    const bound =
+      node === undefined ? [] : ["--bound-object-kind=Node", `--bound-object-name=${node}`];
+    const token = await kubectl([
+      "create",
+      "token",
+      name,
+      "-n",
+      namespace,
+      "--duration=24h",
+      ...bound,
+    ]);
     if (token.code !== 0 || token.stdout.trim() === "") {
       throw new ControlPlaneError(
         `kubectl create token ${namespace}/${name} failed (exit ${token.code}): ${token.stderr.trim()}`,
       );
     }
-    const file = path.join(dir, `serviceaccount-${namespace}-${name}.kubeconfig`);
+    const file = path.join(
+      dir,
+      `serviceaccount-${namespace}-${name}${node === undefined ? "" : `-${node}`}.kubeconfig`,
+    );
     await writeKubeconfig(file, server, pki.caCert, { token: token.stdout.trim() });
     return file;
   };
