@@ -3,7 +3,7 @@
 // is what lets the controller and the agent skip writes when nothing changed.
 
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value), null, 2) + "\n";
+  return (write(value, "") ?? "null") + "\n";
 }
 
 function compareKeys(a: string, b: string): number {
@@ -13,12 +13,22 @@ function compareKeys(a: string, b: string): number {
   return a < b ? -1 : 1;
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (typeof value === "object" && value !== null) {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
-    entries.sort(([a], [b]) => compareKeys(a, b));
-    return Object.fromEntries(entries.map(([k, v]) => [k, sortKeys(v)]));
+/** JSON.stringify(sorted(value), null, 2) in one pass, without copying the value. */
+function write(value: unknown, indent: string): string | undefined {
+  if (Array.isArray(value)) {
+    if (value.length === 0) return "[]";
+    const inner = indent + "  ";
+    const items = value.map((v: unknown) => inner + (write(v, inner) ?? "null"));
+    return `[\n${items.join(",\n")}\n${indent}]`;
   }
-  return value;
+  if (typeof value === "object" && value !== null) {
+    const inner = indent + "  ";
+    const items: string[] = [];
+    for (const key of Object.keys(value).sort(compareKeys)) {
+      const text = write((value as Record<string, unknown>)[key], inner);
+      if (text !== undefined) items.push(`${inner}${JSON.stringify(key)}: ${text}`);
+    }
+    return items.length === 0 ? "{}" : `{\n${items.join(",\n")}\n${indent}}`;
+  }
+  return JSON.stringify(value);
 }

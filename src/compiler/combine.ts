@@ -55,7 +55,12 @@ export interface Decision {
 
 /** The scope of `index` that containers/image would use for `scope` (or an image reference). */
 export function decide(index: ScopeIndex, scope: Scope): Decision | undefined {
-  for (const candidate of fallbackChain(scope)) {
+  return decideOnChain(index, fallbackChain(scope));
+}
+
+/** decide() with the fallback chain already computed (it is the same for every layer). */
+export function decideOnChain(index: ScopeIndex, chain: readonly Scope[]): Decision | undefined {
+  for (const candidate of chain) {
     const entry = index.scopes.get(candidate);
     if (entry !== undefined) return { scope: candidate, entry };
   }
@@ -63,8 +68,20 @@ export function decide(index: ScopeIndex, scope: Scope): Decision | undefined {
 }
 
 /** Requirements of the combined document for scope X: the AND of every layer's decision. */
-export function combinedRequirements(layers: readonly ScopeIndex[], scope: Scope): Requirement[] {
-  return simplify(layers.flatMap((l) => decide(l, scope)?.entry.requirements ?? []));
+export function combinedRequirements(
+  layers: readonly ScopeIndex[],
+  scope: Scope,
+): readonly Requirement[] {
+  const chain = fallbackChain(scope);
+  const decided: (readonly Requirement[])[] = [];
+  for (const l of layers) {
+    const d = decideOnChain(l, chain);
+    if (d !== undefined) decided.push(d.entry.requirements);
+  }
+  // Each entry is already simplified: one deciding layer needs no second pass.
+  const [only] = decided;
+  if (decided.length === 1 && only !== undefined) return only;
+  return simplify(decided.flat());
 }
 
 export function combinedScopes(layers: readonly ScopeIndex[]): Scope[] {

@@ -10,9 +10,9 @@
 
 import { stringify } from "yaml";
 import type { ObjectRef } from "../api/types.ts";
-import { decide, type ScopeIndex } from "./combine.ts";
+import { decideOnChain, type ScopeEntry, type ScopeIndex } from "./combine.ts";
 import { needsSigstoreAttachments } from "./requirements.ts";
-import { compareScopes, type Scope } from "./scopes.ts";
+import { compareScopes, fallbackChain, type Scope } from "./scopes.ts";
 
 export interface RegistriesDEntry {
   readonly "use-sigstore-attachments"?: true;
@@ -45,17 +45,16 @@ interface Needs {
 
 const NOTHING: Needs = { reject: false, sigstore: false, lookasides: [], sources: [] };
 
-function needsOf(index: ScopeIndex, scope: Scope): Needs {
-  const d = decide(index, scope);
-  if (d === undefined) return NOTHING;
-  const reqs = d.entry.requirements;
+function needsOf(entry: ScopeEntry | undefined): Needs {
+  if (entry === undefined) return NOTHING;
+  const reqs = entry.requirements;
   return {
     reject: reqs.some((r) => r.kind === "reject"),
     sigstore: reqs.some(needsSigstoreAttachments),
     lookasides: reqs.flatMap((r) =>
       r.kind === "gpg" && r.lookaside !== undefined ? [r.lookaside] : [],
     ),
-    sources: d.entry.sources,
+    sources: entry.sources,
   };
 }
 
@@ -71,13 +70,33 @@ export function registriesD(
   const docker: Record<string, RegistriesDEntry> = {};
   let defaultDocker: RegistriesDEntry | undefined;
   const conflicts: LookasideConflict[] = [];
+  // Which namespaces hold each scope: a scope's deciding namespaces then come from its fallback
+  // chain alone, instead of a decide() per namespace per scope.
+  const holders = new Map<Scope, number[]>();
+  namespaces.forEach((l, i) => {
+    for (const s of l.scopes.keys()) {
+      const list = holders.get(s);
+      if (list === undefined) holders.set(s, [i]);
+      else list.push(i);
+    }
+  });
   for (const scope of [...scopes].sort(compareScopes)) {
     // Every document's decision for this scope, minus those where reject absorbs the rest.
-    const c = needsOf(cluster, scope);
+    const chain = fallbackChain(scope);
+    const c = needsOf(decideOnChain(cluster, chain)?.entry);
+    const decidedBy = new Map<number, Scope>();
+    for (const candidate of chain) {
+      for (const i of holders.get(candidate) ?? []) {
+        if (!decidedBy.has(i)) decidedBy.set(i, candidate);
+      }
+    }
     const docs: (readonly Needs[])[] = [[c]];
-    for (const ns of namespaces) {
-      const n = needsOf(ns, scope);
-      if (n !== NOTHING) docs.push([c, n]);
+    for (const i of [...decidedBy.keys()].sort((a, b) => a - b)) {
+      const scopeInNs = decidedBy.get(i);
+      const ns = namespaces[i];
+      if (scopeInNs !== undefined && ns !== undefined) {
+        docs.push([c, needsOf(ns.scopes.get(scopeInNs))]);
+      }
     }
     const live = docs.filter((d) => !d.some((n) => n.reject)).flat();
     const sigstore = live.some((n) => n.sigstore);
