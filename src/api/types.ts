@@ -38,6 +38,29 @@ function exactlyOneKey(
   }
 }
 
+/** A union with a discriminator: the block named for the discriminator's value is required, every
+ * other block forbidden (the CRD's CEL rules say the same, with the same message). */
+function unionBlocks<D extends string, B extends string>(
+  discriminator: D,
+  blocks: Readonly<Record<string, B>>,
+) {
+  return (
+    v: Readonly<Record<D, string>> & Readonly<Partial<Record<B, unknown>>>,
+    ctx: z.RefinementCtx,
+  ): void => {
+    const fields: Readonly<Partial<Record<string, unknown>>> = v;
+    for (const [value, field] of Object.entries(blocks)) {
+      if ((v[discriminator] === value) !== (fields[field] !== undefined)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [field],
+          message: `${field} is required when ${discriminator} is ${value}, and forbidden otherwise`,
+        });
+      }
+    }
+  };
+}
+
 function rootOfTrust<R extends z.ZodType>(secretRef: R) {
   const keySource = z
     .strictObject({ keyData: base64Pem.optional(), keySecretRef: secretRef.optional() })
@@ -93,23 +116,14 @@ function rootOfTrust<R extends z.ZodType>(secretRef: R) {
       pki: pki.optional(),
       gpgKey: gpgKey.optional(),
     })
-    .superRefine((r, ctx) => {
-      const blocks = {
+    .superRefine(
+      unionBlocks("policyType", {
         PublicKey: "publicKey",
         FulcioCAWithRekor: "fulcioCAWithRekor",
         PKI: "pki",
         GPGKey: "gpgKey",
-      } as const;
-      for (const [type, field] of Object.entries(blocks)) {
-        if ((r.policyType === type) !== (r[field] !== undefined)) {
-          ctx.addIssue({
-            code: "custom",
-            path: [field],
-            message: `${field} is required when policyType is ${type}, and forbidden otherwise`,
-          });
-        }
-      }
-    });
+      }),
+    );
 }
 
 const signedIdentity = z
@@ -131,22 +145,13 @@ const signedIdentity = z
       .optional(),
     exactReference: z.strictObject({ reference: z.string().min(1).max(512) }).optional(),
   })
-  .superRefine((s, ctx) => {
-    const blocks = {
+  .superRefine(
+    unionBlocks("matchPolicy", {
       ExactRepository: "exactRepository",
       RemapIdentity: "remapIdentity",
       ExactReference: "exactReference",
-    } as const;
-    for (const [type, field] of Object.entries(blocks)) {
-      if ((s.matchPolicy === type) !== (s[field] !== undefined)) {
-        ctx.addIssue({
-          code: "custom",
-          path: [field],
-          message: `${field} is required when matchPolicy is ${type}, and forbidden otherwise`,
-        });
-      }
-    }
-  });
+    }),
+  );
 
 function spec<R extends z.ZodType>(secretRef: R) {
   return z.strictObject({
