@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Provide a real CRI-O (crio + pinns), crictl, and the runtime pieces CRI-O checks at startup
-# (crun, conmon) for the end-to-end pull tests. crio and pinns are built from the cri-o module
-# zip served by the Go module proxy, crictl from sigs.k8s.io/cri-tools; all cached under
-# $IMAGEPOLICY_CACHE/crio-<version>/bin. crun and conmon come from Debian 12 (apt) and are
-# symlinked into the same directory. Prints the bin directory on stdout.
+# Provide a real CRI-O (crio + pinns), crictl, and the runtime pieces CRI-O needs (an OCI runtime
+# and conmon) for the end-to-end tests. crio and pinns are built from the cri-o module zip served
+# by the Go module proxy, crictl from sigs.k8s.io/cri-tools, runc from
+# github.com/opencontainers/runc; all cached under $IMAGEPOLICY_CACHE/crio-<version>/bin.
+# conmon (2.1.6) and crun (1.8.1) come from Debian 12 (apt) and are symlinked into the same
+# directory. Debian 12's crun passes CRI-O's startup checks but cannot create containers from the
+# OCI runtime-spec 1.3.0 that CRI-O 1.36 writes ("unknown version specified"), so runc 1.4
+# (spec 1.3.0) is the runtime that actually runs containers. Prints the bin directory on stdout.
 #
 # Idempotent: a second run only checks the binaries. Concurrent runs serialise on a lock; the
 # build happens in a temp directory that is renamed into place, so a half-built cache never
@@ -16,8 +19,9 @@ source "$here/lib.sh"
 # The newest cri-o version the module proxy serves here (v1.36.4, v1.37.x are not served).
 CRIO_VERSION=${CRIO_VERSION:-v1.36.3}
 CRICTL_VERSION=${CRICTL_VERSION:-v1.37.0}
+RUNC_VERSION=${RUNC_VERSION:-v1.4.1}
 # Bump when the build recipe or the bin layout changes.
-CRIO_RECIPE=1
+CRIO_RECIPE=2
 CRIO_TAGS="seccomp exclude_graphdriver_btrfs exclude_graphdriver_devicemapper containers_image_openpgp containers_image_ostree_stub"
 
 dest="$IMAGEPOLICY_CACHE/crio-${CRIO_VERSION#v}"
@@ -28,9 +32,9 @@ export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 export GOFLAGS=${GOFLAGS:--mod=mod}
 
 complete() {
-  [[ -f "$dest/.recipe-$CRIO_RECIPE-crictl-$CRICTL_VERSION" ]] || return 1
+  [[ -f "$dest/.recipe-$CRIO_RECIPE-crictl-$CRICTL_VERSION-runc-$RUNC_VERSION" ]] || return 1
   local b
-  for b in crio pinns crictl crun conmon; do [[ -x "$bin/$b" ]] || return 1; done
+  for b in crio pinns crictl runc crun conmon; do [[ -x "$bin/$b" ]] || return 1; done
 }
 
 ensure_apt() {
@@ -95,20 +99,35 @@ build() {
       -o "$tmp/bin/crictl" ./cmd/crictl
   ) >&2 || die "building crictl failed"
 
+  log "downloading and building github.com/opencontainers/runc@$RUNC_VERSION"
+  local rsrc
+  rsrc=$(module_dir github.com/opencontainers/runc "$RUNC_VERSION")
+  [[ -n "$rsrc" && -d "$rsrc" ]] || die "could not download github.com/opencontainers/runc@$RUNC_VERSION"
+  cp -r "$rsrc" "$tmp/runc"
+  chmod -R u+w "$tmp/runc"
+  (
+    cd "$tmp/runc"
+    CGO_ENABLED=1 go build -trimpath -tags seccomp \
+      -ldflags "-s -w -X main.version=${RUNC_VERSION#v} -X main.gitCommit=$(module_commit github.com/opencontainers/runc "$RUNC_VERSION")" \
+      -o "$tmp/bin/runc" .
+  ) >&2 || die "building runc failed"
+
   ln -s "$(command -v crun)" "$tmp/bin/crun"
   ln -s "$(command -v conmon)" "$tmp/bin/conmon"
 
   "$tmp/bin/crio" --version >/dev/null || die "built crio does not run"
   "$tmp/bin/crictl" --version >/dev/null || die "built crictl does not run"
+  "$tmp/bin/runc" --version >/dev/null || die "built runc does not run"
   "$tmp/bin/pinns" -h >/dev/null 2>&1 || [[ -x "$tmp/bin/pinns" ]] || die "built pinns missing"
 
   # Only bin/ and the marker are kept; sources are dropped.
   mkdir -p "$tmp/out"
   mv "$tmp/bin" "$tmp/out/bin"
-  touch "$tmp/out/.recipe-$CRIO_RECIPE-crictl-$CRICTL_VERSION"
-  rm -rf "$dest"
+  touch "$tmp/out/.recipe-$CRIO_RECIPE-crictl-$CRICTL_VERSION-runc-$RUNC_VERSION"
+  # Swap in the new cache; an older recipe is moved aside first, then removed.
+  if [[ -e "$dest" ]]; then mv "$dest" "$tmp/old"; fi
   mv "$tmp/out" "$dest"
-  log "crio $CRIO_VERSION, crictl $CRICTL_VERSION ready in $bin"
+  log "crio $CRIO_VERSION, crictl $CRICTL_VERSION, runc $RUNC_VERSION ready in $bin"
 }
 
 if [[ "${1:-}" == --locked ]]; then

@@ -359,3 +359,104 @@ describe("CRI-O signature policy, end to end", () => {
     expect((await e().crio.pull(image)).ok).toBe(true);
   });
 });
+
+// Beyond pulls: this machine runs a pod and a container through CRI-O, runc and conmon (pods
+// without an infra container, see crio.podConfig), and CRI-O (>= 1.31) checks the policy again
+// when a container is created from an image already present (the kubelet does not pull an image
+// that is present): against <namespace>.json when it exists, else against signature_policy.
+describe("CRI-O container creation", () => {
+  const containerConfig = async (name: string, image: string): Promise<string> => {
+    const file = path.join(e().dir, `container-${name}.json`);
+    const config = {
+      metadata: { name },
+      image: { image, user_specified_image: image },
+      log_path: `${name}.log`,
+      // Same PID namespace mode as the pods of crio.podConfig (no infra container).
+      linux: { security_context: { namespace_options: { network: 2, pid: 1 } } },
+    };
+    await writeFile(file, `${JSON.stringify(config, null, 2)}\n`);
+    return file;
+  };
+
+  const mustCrictl = async (args: readonly string[]): Promise<string> => {
+    const r = await e().crio.crictl(args);
+    if (r.code !== 0) {
+      throw new SmokeSetupError(
+        `crictl ${args.join(" ")} exited with ${String(r.code)}: ${r.stderr}${r.stdout}\n${await e().crio.logTail(30)}`,
+      );
+    }
+    return r.stdout.trim();
+  };
+
+  const runPod = async (namespace: string): Promise<string> => {
+    const pod = await e().crio.podConfig(`pod-${namespace}`, namespace);
+    return mustCrictl(["runp", pod]);
+  };
+
+  it("runs a pod and a container from the signed image (runc, conmon)", async () => {
+    const image = `${e().registry}/signed/app:v1`;
+    // Pulled with no namespace (allowed) and kept: the container is created from it.
+    await mustCrictl(["pull", image]);
+    await mustCrictl(["pull", `${e().registry}/base/pause:v1`]);
+    const podId = await runPod("team-b");
+    const pod = await e().crio.podConfig("pod-team-b", "team-b");
+    const ctrId = await mustCrictl(["create", podId, await containerConfig("hello-b", image), pod]);
+    await mustCrictl(["start", ctrId]);
+    let state = "";
+    for (let i = 0; i < 100 && state !== "CONTAINER_EXITED"; i++) {
+      await delay(100);
+      state = (
+        await mustCrictl([
+          "inspect",
+          "--output",
+          "go-template",
+          "--template",
+          "{{.status.state}}",
+          ctrId,
+        ])
+      ).trim();
+    }
+    expect(state).toBe("CONTAINER_EXITED");
+    const logs = await e().crio.crictl(["logs", ctrId]);
+    expect(`${logs.stdout}${logs.stderr}`).toContain("hello from imagepolicy e2e");
+  });
+
+  it("checks the namespace policy again when creating a container from a present image", async () => {
+    const image = `${e().registry}/signed/app:v1`;
+    const images = await mustCrictl(["images", "--quiet", image]);
+    expect(images).not.toBe("");
+    const podId = await runPod("team-a");
+    const pod = await e().crio.podConfig("pod-team-a", "team-a");
+    const r = await e().crio.crictl([
+      "create",
+      podId,
+      await containerConfig("hello-a", image),
+      pod,
+    ]);
+    console.info(`create in team-a: code ${String(r.code)}: ${r.stderr}${r.stdout}`);
+    expect(r.code).not.toBe(0);
+    expect(`${r.stderr}${r.stdout}`).toMatch(refusal);
+  });
+
+  it("checks the changed cluster policy when creating a container in a namespace without a file", async () => {
+    const image = `${e().registry}/signed/app:v1`;
+    const podId = await mustCrictl(["pods", "--quiet", "--namespace", "team-b"]);
+    const pod = await e().crio.podConfig("pod-team-b", "team-b");
+    await writeAtomic(e().clusterPolicy, e().clusterDoc("reject"));
+    try {
+      const r = await e().crio.crictl([
+        "create",
+        podId.split("\n")[0] ?? "",
+        await containerConfig("hello-b2", image),
+        pod,
+      ]);
+      console.info(
+        `create in team-b after cluster.json rejects: code ${String(r.code)}: ${r.stderr}${r.stdout}`,
+      );
+      expect(r.code).not.toBe(0);
+      expect(`${r.stderr}${r.stdout}`).toMatch(refusal);
+    } finally {
+      await writeAtomic(e().clusterPolicy, e().clusterDoc("key"));
+    }
+  });
+});

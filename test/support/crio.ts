@@ -52,7 +52,7 @@ export interface CrioOptions {
 export interface Crio {
   /** CRI-O version, e.g. `1.36.3`. */
   readonly version: string;
-  /** Directory holding crio, crictl, pinns, crun, conmon. */
+  /** Directory holding crio, crictl, pinns, runc (default runtime), crun, conmon. */
   readonly binDir: string;
   /** CRI-O's unix socket path. */
   readonly socket: string;
@@ -128,6 +128,7 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
     "attach",
     "ns",
     "crun",
+    "runc",
     "cni/net.d",
     "cni/bin",
     "hooks.d",
@@ -294,8 +295,10 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
       log_directory: d("pod-logs", `${namespace}-${name}`),
       linux: {
         cgroup_parent: cgroupParent,
-        // Host network: no CNI plugin is needed.
-        security_context: { namespace_options: { network: 2 } },
+        // network NODE: host network, no CNI plugin is needed. pid CONTAINER: with
+        // drop_infra_ctr (default) CRI-O then runs no infra (pause) container, whose
+        // oom_score_adj -998 needs CAP_SYS_RESOURCE, which these machines' root lacks.
+        security_context: { namespace_options: { network: 2, pid: 1 } },
       },
     };
     await writeFile(file, `${JSON.stringify(config, null, 2)}\n`);
@@ -394,7 +397,8 @@ stream_address = "127.0.0.1"
 stream_port = "0"
 
 [crio.runtime]
-default_runtime = "crun"
+# Debian 12's crun 1.8.1 cannot read the runtime-spec 1.3.0 CRI-O 1.36 writes; runc 1.4 can.
+default_runtime = "runc"
 cgroup_manager = "cgroupfs"
 selinux = false
 log_to_journald = false
@@ -410,6 +414,13 @@ irqbalance_config_restore_file = ""
 default_sysctls = []
 # Needs iptables or nft, absent here; tests use no host ports.
 disable_hostport_mapping = true
+
+[crio.runtime.runtimes.runc]
+runtime_path = ${b("runc")}
+runtime_type = "oci"
+runtime_root = ${d("runc")}
+monitor_path = ${b("conmon")}
+monitor_cgroup = "pod"
 
 [crio.runtime.runtimes.crun]
 runtime_path = ${b("crun")}
@@ -474,9 +485,17 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Kills every process in the pods' cgroup (pids controller, v1 or v2) and removes it. */
+/** Kills every process in the pods' cgroup and removes it, in every hierarchy (v1 or v2). */
 function killCgroup(parent: string): void {
-  for (const root of ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]) {
+  const roots = ["/sys/fs/cgroup"];
+  try {
+    for (const e of readdirSync("/sys/fs/cgroup", { withFileTypes: true })) {
+      if (e.isDirectory()) roots.push(path.join("/sys/fs/cgroup", e.name));
+    }
+  } catch {
+    // no cgroup filesystem
+  }
+  for (const root of roots) {
     const top = path.join(root, parent);
     const dirs: string[] = [];
     const walk = (p: string): void => {
