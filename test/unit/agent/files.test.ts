@@ -1,0 +1,203 @@
+// File names, host paths, the manifest, the TOML reader, and the plan run against real files.
+
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { applyPlan } from "../../../src/agent/apply.ts";
+import {
+  isDns1123Label,
+  namespaceFilePath,
+  nodePaths,
+  underRoot,
+} from "../../../src/agent/hostPaths.ts";
+import { emptyManifest, parseManifest, serializeManifest } from "../../../src/agent/manifest.ts";
+import { realNodeFs } from "../../../src/agent/nodeFs.ts";
+import { plan } from "../../../src/agent/plan.ts";
+import { parseToml, TomlError } from "../../../src/agent/toml.ts";
+import { LATEST_KNOWN } from "../../../src/compiler/crioVersion.ts";
+import { parseLayer } from "../../../src/compiler/layer.ts";
+import { parsePolicyJson } from "../../../src/policyjson/parse.ts";
+import { newPublicKey } from "../../support/builders.ts";
+import { input, keyReq, layer, PATHS, REJECT } from "./support.ts";
+
+describe("namespace file names", () => {
+  it.each([
+    ["team-a", true],
+    ["a", true],
+    ["0abc", true],
+    ["a".repeat(63), true],
+    ["a".repeat(64), false],
+    ["Team", false],
+    ["-a", false],
+    ["a-", false],
+    ["a.b", false],
+    ["..", false],
+    ["../etc", false],
+    ["a/b", false],
+    ["", false],
+    ["cluster\n", false],
+  ])("%j is a DNS-1123 label: %s", (name, ok) => {
+    expect(isDns1123Label(name)).toBe(ok);
+    expect(namespaceFilePath(PATHS, name) !== undefined).toBe(ok);
+  });
+  it("puts every host path under --root", () => {
+    expect(underRoot("/host", "/etc/crio/policies")).toBe("/host/etc/crio/policies");
+    expect(underRoot("/", "/etc/../etc/crio")).toBe("/etc/crio");
+    expect(underRoot("/host", "/../../etc")).toBe("/host/etc");
+    expect(() => underRoot("/host", "etc")).toThrow(/not absolute/);
+    expect(PATHS.manifest).toBe("/r/etc/crio/imagepolicy/.imagepolicy-manifest");
+  });
+  it("refuses a cluster.json inside the policy directory", () => {
+    expect(() =>
+      nodePaths({
+        root: "/",
+        policyPath: "/etc/crio/policies/cluster.json",
+        policyDir: "/etc/crio/policies",
+        registriesD: "/r",
+        systemRegistriesD: "/s",
+        registriesConf: "/c",
+        crioSocket: "/sock",
+      }),
+    ).toThrow(/inside --policy-dir/);
+  });
+});
+
+describe("manifest", () => {
+  const m = {
+    ...emptyManifest("/etc/crio/policies"),
+    clusterLayers: ['{"policies":[]}\n'],
+    clusterRevision: "abc",
+    namespaces: { "team-a": "abc.def" },
+  };
+  it("round-trips canonically", () => {
+    expect(parseManifest(serializeManifest(m))).toEqual(m);
+    expect(serializeManifest(parseManifest(serializeManifest(m)))).toBe(serializeManifest(m));
+  });
+  it.each([
+    ["not JSON", "{"],
+    [
+      "duplicate key",
+      '{"version":1,"version":1,"policyDir":"/p","clusterLayers":[],"clusterRevision":"","namespaces":{}}',
+    ],
+    ["unknown field", JSON.stringify({ ...m, extra: 1 })],
+    ["bad namespace", JSON.stringify({ ...m, namespaces: { "../x": "r" } })],
+    ["other version", JSON.stringify({ ...m, version: 2 })],
+  ])("refuses %s", (_name, text) => {
+    expect(() => parseManifest(text)).toThrow(/manifest/);
+  });
+});
+
+describe("TOML reader", () => {
+  it("reads what registries.conf and CRI-O use", () => {
+    const doc = parseToml(`
+a = "x\\ty\\u00e9"  # comment
+b = 'lit\\eral'
+c = [ 1, 2_000,
+  0x1F, # inside
+  -3.5e2, ]
+d = """
+multi "quoted"
+line"""
+e.f = true
+g = { h = "i", j = [] }
+t = 1979-05-27T07:32:00Z
+[s."quoted key"]
+k = false
+[[arr]]
+n = 1
+[[arr]]
+n = 2
+[arr.sub]
+x = 1
+`);
+    expect(doc).toEqual({
+      a: "x\tyé",
+      b: "lit\\eral",
+      c: [1, 2000, 31, -350],
+      d: 'multi "quoted"\nline',
+      e: { f: true },
+      g: { h: "i", j: [] },
+      t: "1979-05-27T07:32:00Z",
+      s: { "quoted key": { k: false } },
+      arr: [{ n: 1 }, { n: 2, sub: { x: 1 } }],
+    });
+  });
+  it.each([
+    ["duplicate key", "a = 1\na = 2\n"],
+    ["table twice", "[a]\n[a]\n"],
+    ["unterminated string", 'a = "x\n'],
+    ["garbage", "a = what\n"],
+    ["two values on a line", 'a = "x" "y"\n'],
+  ])("refuses %s", (_name, text) => {
+    expect(() => parseToml(text)).toThrow(TomlError);
+  });
+});
+
+describe("plan on real files", () => {
+  it("writes valid documents atomically, leaves no temp files, and skips unchanged bytes", async () => {
+    const root = await mkdtemp(path.join(tmpdir(), "imagepolicy-files-"));
+    try {
+      const paths = nodePaths({ ...hostLocations, root });
+      for (const d of [path.dirname(paths.clusterJson), paths.policyDir, paths.registriesD]) {
+        await realNodeFs.mkdirp(d);
+      }
+      const k = newPublicKey();
+      const cluster = input(
+        layer(undefined, [
+          [[""], REJECT],
+          [["reg.io"], keyReq(k)],
+        ]),
+      );
+      const ns = input(layer("team-a", [[["reg.io/app"], keyReq(k)]]));
+      const desired = {
+        cluster,
+        namespaces: new Map([["team-a", { ok: true as const, input: ns }]]),
+      };
+      const env = { target: LATEST_KNOWN, registries: [], otherKeys: new Map<string, string>() };
+      let manifest = emptyManifest(hostLocations.policyDir);
+      const run = async (): Promise<readonly string[]> => {
+        const p = plan({ manifest, registriesD: {} }, desired, env, parseLayer);
+        if (!p.ok) expect.fail(p.problems.join());
+        const r = await applyPlan(p.plan, manifest, paths, realNodeFs);
+        if (r.error !== undefined) expect.fail(r.error.message);
+        manifest = r.manifest;
+        return r.written;
+      };
+      const nsFile = path.join(paths.policyDir, "team-a.json");
+      expect(await run()).toEqual([
+        paths.registriesDFile,
+        paths.manifest, // lists team-a.json before it exists
+        paths.clusterJson,
+        paths.manifest,
+        nsFile,
+        paths.manifest,
+      ]);
+      const before = await stat(path.join(paths.policyDir, "team-a.json"));
+      expect(await run()).toEqual([]);
+      const after = await stat(path.join(paths.policyDir, "team-a.json"));
+      expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
+      parsePolicyJson(await readFile(paths.clusterJson, "utf8"));
+      parsePolicyJson(await readFile(path.join(paths.policyDir, "team-a.json"), "utf8"));
+      expect(await readdir(paths.policyDir)).toEqual(["team-a.json"]);
+      expect((await readdir(path.dirname(paths.clusterJson))).sort()).toEqual([
+        ".imagepolicy-manifest",
+        "cluster.json",
+      ]);
+      expect(await readFile(paths.registriesDFile, "utf8")).toContain(
+        "use-sigstore-attachments: true",
+      );
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+const hostLocations = {
+  policyPath: "/etc/crio/imagepolicy/cluster.json",
+  policyDir: "/etc/crio/policies",
+  registriesD: "/etc/containers/registries.d",
+  systemRegistriesD: "/usr/share/containers/registries.d",
+  registriesConf: "/etc/containers/registries.conf",
+  crioSocket: "/var/run/crio/crio.sock",
+};
