@@ -1,0 +1,27 @@
+# One image for the controller, the agent and the CLI:
+#   docker run IMAGE controller ... | agent ... | compile ... | explain ...
+# Node 24 runs the TypeScript sources directly (type stripping): no build step, no dist/.
+#
+# NOT BUILT IN CI: the development machines have no Docker engine, so this file has been reviewed
+# by eye only. Pin NODE_IMAGE by digest when you publish.
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# Production dependencies only, installed exactly as package-lock.json says, with the repository's
+# .npmrc (strict-allow-scripts: no dependency runs an install script).
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev && npm cache clean --force
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY bin ./bin
+COPY src ./src
+# Non-root by default (numeric, so Kubernetes can verify runAsNonRoot). The controller runs as
+# this user; the agent DaemonSet overrides it to root to write root-owned host directories
+# (config/agent/daemonset.yaml says why).
+USER 65532:65532
+ENTRYPOINT ["node", "/app/src/cli/main.ts"]
