@@ -1,7 +1,173 @@
-// Entry point of `imagepolicy controller`. Placeholder until the controller lands.
-import type { Io } from "../cli/io.ts";
+// Entry point of `imagepolicy controller`: flags, wiring, leader election, graceful shutdown.
+// Every dependency is built here and passed down; nothing else reads the process.
 
-export function main(_argv: readonly string[], io: Io): Promise<number> {
-  io.err("imagepolicy controller: not implemented yet");
-  return Promise.resolve(2);
+import pino from "pino";
+import type { Io } from "../cli/io.ts";
+import { parseImage } from "../compiler/scopes.ts";
+import { KubeClient, loadKubeConfig } from "../kube/client.ts";
+import { systemClock, systemDelay } from "../kube/clock.ts";
+import { EventRecorder } from "../kube/events.ts";
+import { Informer } from "../kube/informer.ts";
+import { LeaderElector, kubeLeaseStore } from "../kube/leaderElection.ts";
+import { Resources, type Resource } from "../kube/objects.ts";
+import { WorkQueue } from "../kube/workQueue.ts";
+import { Controller, type ControllerInformers } from "./controller.ts";
+import { USAGE, parseFlags, type ControllerConfig } from "./flags.ts";
+import { serve, type Listening } from "./httpServer.ts";
+import { LAYER_SELECTOR } from "./layerConfigMaps.ts";
+import { ControllerMetrics } from "./metrics.ts";
+import type { ProtectedImage } from "./plan.ts";
+
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  let config: ControllerConfig | null;
+  try {
+    config = parseFlags(argv, process.pid);
+  } catch (err) {
+    io.err(`error: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (config === null) {
+    io.out(USAGE);
+    return 0;
+  }
+  const logger = pino(
+    { level: config.logLevel, base: { component: "controller", replica: config.identity } },
+    {
+      write: (line: string) => {
+        io.out(line.trimEnd());
+      },
+    },
+  );
+  try {
+    return await run(config, logger);
+  } catch (err) {
+    logger.fatal({ err }, "controller failed");
+    return 1;
+  }
+}
+
+async function run(config: ControllerConfig, logger: pino.Logger): Promise<number> {
+  const client = new KubeClient(
+    loadKubeConfig(
+      config.kubeconfig === undefined
+        ? { kind: "in-cluster" }
+        : { kind: "file", path: config.kubeconfig },
+    ),
+  );
+  const metrics = new ControllerMetrics();
+  const informer = (
+    name: string,
+    resource: Resource,
+    selector: { namespace?: string; labelSelector?: string } = {},
+  ): Informer =>
+    new Informer({
+      name,
+      source: client.listWatcher(resource, selector),
+      logger,
+      delay: systemDelay,
+    });
+  const informers: ControllerInformers = {
+    clusterImagePolicies: informer("clusterimagepolicies", Resources.clusterImagePolicies),
+    imagePolicies: informer("imagepolicies", Resources.imagePolicies),
+    secrets: informer("secrets", Resources.secrets),
+    nodes: informer("nodes", Resources.nodes),
+    layers: informer("layer-configmaps", Resources.configMaps, {
+      namespace: config.namespace,
+      labelSelector: LAYER_SELECTOR,
+    }),
+    nodeStatuses: informer("imagepolicynodestatuses", Resources.imagePolicyNodeStatuses),
+  };
+  const protectedImages: ProtectedImage[] = [];
+  for (const [image, reason] of [
+    [config.operatorImage, "WouldRejectOperator"],
+    [config.pauseImage, "WouldRejectPause"],
+  ] as const) {
+    if (image === undefined) continue;
+    const p = parseImage(image);
+    if (p.ok) protectedImages.push({ reference: p.reference, reason });
+  }
+  const queue = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 60_000 });
+  const controller = new Controller(
+    { namespace: config.namespace, crioVersionOverride: config.crioVersion, protectedImages },
+    {
+      client,
+      informers,
+      queue,
+      events: new EventRecorder({
+        client,
+        controller: "imagepolicy.dev/controller",
+        instance: config.identity,
+        clock: systemClock,
+        logger,
+      }),
+      metrics,
+      clock: systemClock,
+      logger,
+    },
+  );
+  const elector = new LeaderElector({
+    identity: config.identity,
+    store: kubeLeaseStore(client, config.namespace, config.leaderElectionId),
+    clock: systemClock,
+    delay: systemDelay,
+    logger,
+    leaseDurationMs: config.leaseDurationMs,
+    renewDeadlineMs: config.renewDeadlineMs,
+    retryPeriodMs: config.retryPeriodMs,
+  });
+
+  const shutdown = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, "shutting down");
+    shutdown.abort();
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+
+  const servers: Listening[] = [];
+  try {
+    servers.push(await serve(config.metricsAddr, { registry: metrics.registry }));
+    servers.push(
+      await serve(config.healthAddr, {
+        healthy: () => true,
+        ready: () => controller.synced,
+      }),
+    );
+    logger.info({ urls: servers.map((s) => s.url) }, "serving metrics and health");
+    controller.start();
+    await Promise.race([
+      controller.waitForSync(),
+      new Promise<void>((resolve) => {
+        shutdown.signal.addEventListener("abort", () => {
+          resolve();
+        });
+      }),
+    ]);
+    if (!shutdown.signal.aborted) {
+      logger.info("caches synced; campaigning for leadership");
+      const workers: Promise<void>[] = [];
+      await elector.run(shutdown.signal, {
+        onStartedLeading: (leading) => {
+          metrics.isLeader.set(1);
+          workers.push(controller.runWorker(leading));
+        },
+        onStoppedLeading: () => {
+          metrics.isLeader.set(0);
+        },
+        onNewLeader: (identity) => {
+          logger.info({ leader: identity }, "observed leader");
+        },
+      });
+      queue.shutDown();
+      await Promise.all(workers);
+    }
+  } finally {
+    queue.shutDown();
+    await controller.stop();
+    await Promise.all(servers.map((s) => s.close()));
+    process.removeListener("SIGTERM", onSignal);
+    process.removeListener("SIGINT", onSignal);
+  }
+  logger.info("stopped");
+  return 0;
 }

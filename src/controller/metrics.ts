@@ -1,0 +1,52 @@
+// The controller's Prometheus metrics, in a registry of their own (no global registry).
+
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export class ControllerMetrics {
+  readonly registry = new Registry();
+  readonly reconciles = new Counter({
+    name: "imagepolicy_controller_reconcile_total",
+    help: "Reconciles by key kind (layers, status) and result (success, error).",
+    labelNames: ["kind", "result"] as const,
+    registers: [this.registry],
+  });
+  readonly reconcileErrors = new Counter({
+    name: "imagepolicy_controller_reconcile_errors_total",
+    help: "Failed reconciles by key kind; each is retried with backoff.",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+  readonly reconcileDuration = new Histogram({
+    name: "imagepolicy_controller_reconcile_duration_seconds",
+    help: "Duration of one reconcile by key kind.",
+    labelNames: ["kind"] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly layersPublished = new Counter({
+    name: "imagepolicy_controller_layers_published_total",
+    help: "Layer ConfigMaps written because their bytes changed, by layer (cluster, namespace).",
+    labelNames: ["layer"] as const,
+    registers: [this.registry],
+  });
+  readonly layersDeleted = new Counter({
+    name: "imagepolicy_controller_layers_deleted_total",
+    help: "Namespace layer ConfigMaps deleted because no accepted ImagePolicy is left.",
+    registers: [this.registry],
+  });
+  readonly objectsRefused = new Gauge({
+    name: "imagepolicy_controller_objects_refused",
+    help: "Policy objects whose current generation is refused (their last accepted form stays).",
+    registers: [this.registry],
+  });
+  readonly statusWrites = new Counter({
+    name: "imagepolicy_controller_status_writes_total",
+    help: "Status patches of policy objects (only when the status changed).",
+    registers: [this.registry],
+  });
+  readonly isLeader = new Gauge({
+    name: "imagepolicy_controller_is_leader",
+    help: "1 while this replica holds the leader Lease, else 0.",
+    registers: [this.registry],
+  });
+}
