@@ -36,8 +36,8 @@ export const AGENT_USAGE = `usage: imagepolicy agent [flags]
   --crio-expected-policy-path  signature_policy CRI-O must use (default: --policy-path)
   --crio-expected-policy-dir   signature_policy_dir CRI-O must use (default: --policy-dir)
   --probe-interval SECONDS     how often to ask CRI-O whether it reads the files (default 60)
-  --metrics-addr HOST:PORT     serve /metrics (alias --metrics-bind-address; default: off)
-  --health-addr HOST:PORT      serve /healthz and /readyz (alias --health-probe-bind-address; default: off)
+  --metrics-addr HOST:PORT     serve /metrics (default: off)
+  --health-addr HOST:PORT      serve /healthz and /readyz (default: off)
   --log-level LEVEL            pino level (default info)`;
 
 export class AgentUsageError extends Error {
@@ -71,9 +71,7 @@ export function parseAgentArgs(
         "crio-expected-policy-dir": { type: "string" },
         "probe-interval": { type: "string" },
         "metrics-addr": { type: "string" },
-        "metrics-bind-address": { type: "string" },
         "health-addr": { type: "string" },
-        "health-probe-bind-address": { type: "string" },
         "log-level": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -94,8 +92,8 @@ export function parseAgentArgs(
   if (!Number.isFinite(probe) || probe <= 0) {
     throw new AgentUsageError("--probe-interval must be a positive number of seconds");
   }
-  const metricsAddr = values["metrics-addr"] ?? values["metrics-bind-address"];
-  const healthAddr = values["health-addr"] ?? values["health-probe-bind-address"];
+  const metricsAddr = values["metrics-addr"];
+  const healthAddr = values["health-addr"];
   return {
     help: false,
     config: {
