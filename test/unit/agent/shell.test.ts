@@ -1,6 +1,9 @@
 // The pure parts of the agent's shell: layer ConfigMaps -> desired state, the node status and its
 // merge patch, and flags.
 
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { parseAgentArgs, AgentUsageError } from "../../../src/agent/config.ts";
 import { desiredFrom, readLayers } from "../../../src/agent/layers.ts";
@@ -134,8 +137,18 @@ describe("flags", () => {
       expectedPolicyPath: "/etc/crio/imagepolicy/cluster.json",
     });
   });
-  it("accepts the DaemonSet's --health-probe-bind-address and needs a node name", () => {
-    const p = parseAgentArgs(["--node-name=n", "--health-probe-bind-address=:8081"], {});
+  it("accepts the DaemonSet's arguments and needs a node name", () => {
+    const ds = parse(
+      readFileSync(path.join(import.meta.dirname, "../../../config/agent/daemonset.yaml"), "utf8"),
+    ) as { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+    const [command, ...args] = ds.spec.template.spec.containers[0]?.args ?? [];
+    expect(command).toBe("agent");
+    const p = parseAgentArgs(
+      args.map((a) =>
+        a.replace("$(POD_NAMESPACE)", "imagepolicy-system").replace("$(NODE_NAME)", "n"),
+      ),
+      {},
+    );
     expect(p.help ? undefined : p.config.healthAddr).toBe(":8081");
     expect(() => parseAgentArgs([], {})).toThrow(AgentUsageError);
     expect(() => parseAgentArgs(["--nope"], { NODE_NAME: "n" })).toThrow(AgentUsageError);
