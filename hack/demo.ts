@@ -1,0 +1,243 @@
+// The README's main job on an embedded default: a local control plane (etcd, kube-apiserver,
+// kube-controller-manager built from source), the operator installed from config/default, the
+// controller and two agents as local processes (two simulated nodes under one directory, each
+// agent with its own root) running with exactly the RBAC the manifests give them, the samples
+// applied with kubectl, and then the node files and the policies' status.
+//
+// Run with hack/demo. `--keep` leaves everything running until Ctrl-C.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { startControlPlane, type ControlPlane } from "../test/support/controlPlane.ts";
+
+const repo = path.resolve(import.meta.dirname, "..");
+const NAMESPACE = "imagepolicy-system";
+const NODES = ["node-a", "node-b"] as const;
+const CRIO_VERSION = "cri-o://1.34.0";
+
+class DemoError extends Error {
+  override readonly name = "DemoError";
+}
+
+function say(line: string): void {
+  process.stdout.write(`\n\x1b[1m==> ${line}\x1b[0m\n`);
+}
+
+async function must(cp: ControlPlane, args: string[], stdin?: string): Promise<string> {
+  const r = await cp.kubectl(args, stdin === undefined ? undefined : { stdin });
+  if (r.code !== 0) throw new DemoError(`kubectl ${args.join(" ")}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+function start(name: string, args: string[], logDir: string): ChildProcess {
+  const log = createWriteStream(path.join(logDir, `${name}.log`));
+  const child = spawn(
+    path.join(repo, "node_modules/.bin/node"),
+    [path.join(repo, "src/cli/main.ts"), ...args],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  return child;
+}
+
+/** Replaces base64 key and CA data by the SHA-256 fingerprint of the decoded PEM. */
+function fingerprintKeys(text: string): string {
+  return text.replace(/"([A-Za-z0-9+/]{40,}={0,2})"/g, (_m, b64: string) => {
+    const digest = createHash("sha256").update(Buffer.from(b64, "base64")).digest("hex");
+    return `"<PEM sha256:${digest.slice(0, 16)}>"`;
+  });
+}
+
+async function listTree(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else out.push(p);
+    }
+  };
+  await walk(root);
+  return out;
+}
+
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 120_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await delay(500);
+  }
+  throw new DemoError(`timed out waiting for ${what}`);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { keep: { type: "boolean" } } });
+  const work = await mkdtemp(path.join(tmpdir(), "imagepolicy-demo-"));
+  const logs = path.join(work, "logs");
+  await mkdir(logs, { recursive: true });
+  const children: ChildProcess[] = [];
+
+  say("starting a local control plane (etcd, kube-apiserver, kube-controller-manager)");
+  const cp = await startControlPlane({ dir: path.join(work, "control-plane") });
+  const stopAll = async (): Promise<void> => {
+    for (const c of children) c.kill("SIGTERM");
+    await cp.stop();
+  };
+  try {
+    process.stdout.write(`API server ${cp.server}, Kubernetes ${cp.kubernetesVersion}\n`);
+
+    say("installing the operator from config/default (CRDs, namespace, RBAC, workloads)");
+    await must(cp, ["apply", "--server-side", "-k", path.join(repo, "config/default")]);
+    await must(cp, ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+
+    say("registering two simulated CRI-O nodes");
+    for (const node of NODES) {
+      await must(
+        cp,
+        ["apply", "-f", "-"],
+        `apiVersion: v1\nkind: Node\nmetadata:\n  name: ${node}\n`,
+      );
+      const patch = JSON.stringify({
+        status: { nodeInfo: { containerRuntimeVersion: CRIO_VERSION } },
+      });
+      await must(cp, ["patch", "node", node, "--subresource=status", "--type=merge", "-p", patch]);
+    }
+
+    say("starting the controller and one agent per node, with their ServiceAccounts' RBAC");
+    const controllerKubeconfig = await cp.serviceAccountKubeconfig(
+      NAMESPACE,
+      "imagepolicy-controller",
+    );
+    children.push(
+      start(
+        "controller",
+        [
+          "controller",
+          `--kubeconfig=${controllerKubeconfig}`,
+          `--namespace=${NAMESPACE}`,
+          "--metrics-addr=127.0.0.1:0",
+          "--health-addr=127.0.0.1:0",
+        ],
+        logs,
+      ),
+    );
+    const roots = new Map<string, string>();
+    for (const node of NODES) {
+      const root = path.join(work, "nodes", node);
+      await mkdir(root, { recursive: true });
+      roots.set(node, root);
+      const kubeconfig = await cp.serviceAccountKubeconfig(NAMESPACE, "imagepolicy-agent", {
+        boundNode: node,
+      });
+      children.push(
+        start(
+          `agent-${node}`,
+          [
+            "agent",
+            `--kubeconfig=${kubeconfig}`,
+            `--namespace=${NAMESPACE}`,
+            `--node-name=${node}`,
+            `--root=${root}`,
+            "--metrics-addr=127.0.0.1:0",
+            "--health-addr=127.0.0.1:0",
+          ],
+          logs,
+        ),
+      );
+    }
+
+    say("applying config/samples with kubectl");
+    process.stdout.write(await must(cp, ["apply", "-k", path.join(repo, "config/samples")]));
+
+    say("waiting for every policy to be Ready on every node");
+    await waitFor("Ready policies", async () => {
+      const r = await cp.kubectl([
+        "get",
+        "clusterimagepolicies,imagepolicies",
+        "-A",
+        "-o",
+        'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+      ]);
+      const lines = r.stdout.split("\n").filter((l) => l !== "");
+      return r.code === 0 && lines.length > 0 && lines.every((l) => l === "True");
+    });
+
+    say("node files (key data shown as the SHA-256 fingerprint of the PEM)");
+    const [first, ...others] = [...roots];
+    if (first === undefined) throw new DemoError("no nodes");
+    const [firstNode, firstRoot] = first;
+    const firstFiles = await listTree(firstRoot);
+    for (const file of firstFiles) {
+      const rel = path.relative(firstRoot, file);
+      process.stdout.write(`\n--- ${firstNode}: /${rel} (${(await stat(file)).size} bytes)\n`);
+      process.stdout.write(fingerprintKeys(await readFile(file, "utf8")));
+    }
+    for (const [node, root] of others) {
+      const files = await listTree(root);
+      const same =
+        files.length === firstFiles.length &&
+        (
+          await Promise.all(
+            firstFiles.map(async (f) => {
+              const twin = path.join(root, path.relative(firstRoot, f));
+              return (await readFile(f, "utf8")) === (await readFile(twin, "utf8").catch(() => ""));
+            }),
+          )
+        ).every(Boolean);
+      process.stdout.write(
+        `\n--- ${node}: ${files.length} files, ${same ? "identical to" : "DIFFERENT from"} ${firstNode}'s\n`,
+      );
+    }
+
+    say("kubectl get clusterimagepolicies,imagepolicies -A");
+    process.stdout.write(await must(cp, ["get", "clusterimagepolicies,imagepolicies", "-A"]));
+    say("kubectl get imagepolicynodestatuses (these simulated nodes run no CRI-O: not enforcing)");
+    process.stdout.write(
+      await must(cp, [
+        "get",
+        "imagepolicynodestatuses",
+        "-o",
+        "custom-columns=NODE:.metadata.name,RUNTIME:.status.runtime.version,ENFORCING:.status.enforcing,REASON:.status.enforcingReason",
+      ]),
+    );
+
+    if (values.keep === true) {
+      say(`running; KUBECONFIG=${cp.kubeconfigPath}; logs in ${logs}; Ctrl-C to stop`);
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", () => {
+          resolve();
+        });
+      });
+    } else {
+      process.stdout.write(`\nlogs and node roots in ${work}\n`);
+    }
+  } finally {
+    await stopAll();
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+}
