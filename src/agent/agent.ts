@@ -27,7 +27,7 @@ import type { NodeFs } from "./nodeFs.ts";
 import type { NodeInputs } from "./nodeInputs.ts";
 import { plan } from "./plan.ts";
 import { parseOwnRegistriesD } from "./registriesDFile.ts";
-import { layerRevision } from "./revision.ts";
+import { layerRevision } from "../layerConfigMap.ts";
 import { nodeStatus, sameStatus, statusPatch, type NodeStatus } from "./status.ts";
 
 /** The agent's writes to the API server: its own ImagePolicyNodeStatus only. */

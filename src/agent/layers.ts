@@ -2,27 +2,18 @@
 // A layer that cannot be used (bad JSON, wrong identity) never silently disappears: its namespace
 // keeps its last usable layer, or its file (see plan.ts).
 
-import { z } from "zod";
 import { parseLayer, type Layer } from "../compiler/layer.ts";
 import type { KubeObject } from "../kube/objects.ts";
 import type { Desired, LayerInput, NamespaceInput } from "./plan.ts";
-import { layerRevision } from "./revision.ts";
-
-export const CLUSTER_LAYER_CONFIGMAP = "imagepolicy-layer-cluster";
-export const NAMESPACE_LAYER_PREFIX = "imagepolicy-layer-ns-";
-export const LAYER_LABEL = "imagepolicy.dev/layer";
-export const NAMESPACE_LABEL = "imagepolicy.dev/namespace";
-export const REVISION_ANNOTATION = "imagepolicy.dev/revision";
-export const MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=imagepolicy-operator";
-
-const configMapSchema = z.looseObject({
-  metadata: z.looseObject({
-    name: z.string(),
-    labels: z.record(z.string(), z.string()).optional(),
-    annotations: z.record(z.string(), z.string()).optional(),
-  }),
-  data: z.record(z.string(), z.string()).optional(),
-});
+import {
+  CLUSTER_LAYER_NAME,
+  LAYER_LABEL,
+  layerConfigMapSchema,
+  layerRevision,
+  NAMESPACE_LABEL,
+  NAMESPACE_LAYER_PREFIX,
+  REVISION_ANNOTATION,
+} from "../layerConfigMap.ts";
 
 /** Last usable layer per ConfigMap name, carried from one reconcile to the next. */
 export type LastGood = ReadonlyMap<string, LayerInput>;
@@ -69,12 +60,12 @@ export function readLayers(configMaps: readonly KubeObject[], lastGood: LastGood
   let cluster: ClusterInput | undefined;
   const namespaces = new Map<string, NamespaceInput>();
   for (const obj of configMaps) {
-    const cm = configMapSchema.safeParse(obj);
+    const cm = layerConfigMapSchema.safeParse(obj);
     if (!cm.success) continue;
     const { name, labels = {}, annotations = {} } = cm.data.metadata;
     const kind = labels[LAYER_LABEL];
     let ns: string | undefined;
-    if (kind === "cluster" && name === CLUSTER_LAYER_CONFIGMAP) ns = undefined;
+    if (kind === "cluster" && name === CLUSTER_LAYER_NAME) ns = undefined;
     else if (kind === "namespace" && name.startsWith(NAMESPACE_LAYER_PREFIX)) {
       ns = name.slice(NAMESPACE_LAYER_PREFIX.length);
       if (labels[NAMESPACE_LABEL] !== ns) {

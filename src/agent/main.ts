@@ -1,7 +1,6 @@
 // Entry point of `imagepolicy agent` (called by src/cli/main.ts): flags, logger, Kubernetes
 // client, informers, HTTP endpoints; runs until SIGTERM or SIGINT, then shuts down gracefully.
 
-import type { Server } from "node:http";
 import { pino } from "pino";
 import type { Io } from "../cli/io.ts";
 import { KubeClient, loadKubeConfig } from "../kube/client.ts";
@@ -12,11 +11,11 @@ import { Agent } from "./agent.ts";
 import { AGENT_USAGE, AgentUsageError, parseAgentArgs, type AgentConfig } from "./config.ts";
 import { fetchCrioConfig } from "./crioProbe.ts";
 import { nodePaths } from "./hostPaths.ts";
-import { MANAGED_BY_SELECTOR } from "./layers.ts";
+import { LAYER_SELECTOR } from "../layerConfigMap.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { realNodeFs } from "./nodeFs.ts";
 import { readNodeInputs } from "./nodeInputs.ts";
-import { serve } from "./httpServer.ts";
+import { serve, type Listening } from "../httpServer.ts";
 
 export const FIELD_MANAGER = "imagepolicy-agent";
 
@@ -53,7 +52,7 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
     name: `configmaps ${config.namespace}`,
     source: client.listWatcher(Resources.configMaps, {
       namespace: config.namespace,
-      labelSelector: MANAGED_BY_SELECTOR,
+      labelSelector: LAYER_SELECTOR,
     }),
     logger,
   });
@@ -115,11 +114,11 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
   );
 
   await agent.start();
-  const servers: Server[] = [];
+  const servers: Listening[] = [];
   let stopping = false;
   if (config.metricsAddr !== undefined) {
     const s = await serve(config.metricsAddr, { registry: metrics.registry });
-    servers.push(s.server);
+    servers.push(s);
     logger.info({ url: s.url }, "serving /metrics");
   }
   if (config.healthAddr !== undefined) {
@@ -127,7 +126,7 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
       healthy: () => !stopping,
       ready: () => agent.ready,
     });
-    servers.push(s.server);
+    servers.push(s);
     logger.info({ url: s.url }, "serving /healthz and /readyz");
   }
   logger.info({ paths }, "agent started");
@@ -150,17 +149,7 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
   });
   stopping = true;
   await agent.stop();
-  await Promise.all(
-    servers.map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          s.closeAllConnections();
-          s.close(() => {
-            resolve();
-          });
-        }),
-    ),
-  );
+  await Promise.all(servers.map((s) => s.close()));
   logger.info("stopped");
   return 0;
 }

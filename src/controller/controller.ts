@@ -26,13 +26,8 @@ import type { EventRecorder } from "../kube/events.ts";
 import type { Informer, InformerEvent } from "../kube/informer.ts";
 import { Resources, type KubeObject } from "../kube/objects.ts";
 import type { WorkQueue } from "../kube/workQueue.ts";
-import {
-  FIELD_MANAGER,
-  isUpToDate,
-  layerConfigMap,
-  layerConfigMapName,
-  readPublished,
-} from "./layerConfigMaps.ts";
+import { layerConfigMapName } from "../layerConfigMap.ts";
+import { FIELD_MANAGER, isUpToDate, layerConfigMap, readPublished } from "./layerConfigMaps.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 import { outcomeKey, plan, type Plan, type ProtectedImage } from "./plan.ts";
 import {

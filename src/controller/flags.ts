@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { parseCrioVersion, type CrioVersion } from "../compiler/crioVersion.ts";
 import { parseImage } from "../compiler/scopes.ts";
-import { parseAddress } from "./httpServer.ts";
+import { parseAddress } from "../httpServer.ts";
 
 export const USAGE = `usage: imagepolicy controller [flags]
   --kubeconfig PATH            kubeconfig file (default: in-cluster configuration)

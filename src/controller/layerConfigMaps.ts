@@ -1,36 +1,19 @@
 // The layer ConfigMaps of docs/internals.md: names, labels, the revision annotation, and reading
 // back the published layers (the memory of each object's last accepted form).
 
-import { createHash } from "node:crypto";
-import { z } from "zod";
 import { parseLayer, type Layer } from "../compiler/layer.ts";
 import type { KubeObject } from "../kube/objects.ts";
+import {
+  CLUSTER_LAYER_NAME,
+  LAYER_KEY,
+  layerConfigMapName,
+  layerConfigMapSchema,
+  layerLabels,
+  NAMESPACE_LAYER_PREFIX,
+  REVISION_ANNOTATION,
+} from "../layerConfigMap.ts";
 
 export const FIELD_MANAGER = "imagepolicy-controller";
-export const CLUSTER_LAYER_NAME = "imagepolicy-layer-cluster";
-export const NAMESPACE_LAYER_PREFIX = "imagepolicy-layer-ns-";
-export const LAYER_KEY = "layer.json";
-export const REVISION_ANNOTATION = "imagepolicy.dev/revision";
-export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
-export const MANAGED_BY = "imagepolicy-operator";
-export const LAYER_LABEL = "imagepolicy.dev/layer";
-export const NAMESPACE_LABEL = "imagepolicy.dev/namespace";
-export const LAYER_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
-
-/** The first 16 hex digits of the SHA-256 of layer.json. */
-export function layerRevision(layerJson: string): string {
-  return createHash("sha256").update(layerJson).digest("hex").slice(0, 16);
-}
-
-export function layerConfigMapName(namespace: string | undefined): string {
-  return namespace === undefined ? CLUSTER_LAYER_NAME : `${NAMESPACE_LAYER_PREFIX}${namespace}`;
-}
-
-export function layerLabels(namespace: string | undefined): Record<string, string> {
-  return namespace === undefined
-    ? { [MANAGED_BY_LABEL]: MANAGED_BY, [LAYER_LABEL]: "cluster" }
-    : { [MANAGED_BY_LABEL]: MANAGED_BY, [LAYER_LABEL]: "namespace", [NAMESPACE_LABEL]: namespace };
-}
 
 /** The ConfigMap to server-side apply: only the fields the controller owns. */
 export function layerConfigMap(
@@ -52,20 +35,11 @@ export function layerConfigMap(
   };
 }
 
-const configMapSchema = z.looseObject({
-  metadata: z.looseObject({
-    name: z.string(),
-    labels: z.record(z.string(), z.string()).optional(),
-    annotations: z.record(z.string(), z.string()).optional(),
-  }),
-  data: z.record(z.string(), z.string()).optional(),
-});
-
 /** True when the published ConfigMap already holds exactly what would be applied. */
 export function isUpToDate(published: KubeObject | undefined, wanted: KubeObject): boolean {
   if (published === undefined) return false;
-  const p = configMapSchema.safeParse(published);
-  const w = configMapSchema.safeParse(wanted);
+  const p = layerConfigMapSchema.safeParse(published);
+  const w = layerConfigMapSchema.safeParse(wanted);
   if (!p.success || !w.success) return false;
   if (p.data.data?.[LAYER_KEY] !== w.data.data?.[LAYER_KEY]) return false;
   if (
@@ -99,7 +73,7 @@ export function readPublished(configMaps: readonly KubeObject[]): PublishedLayer
     if (!isCluster && !name.startsWith(NAMESPACE_LAYER_PREFIX)) continue;
     const namespace = isCluster ? undefined : name.slice(NAMESPACE_LAYER_PREFIX.length);
     names.set(name, namespace);
-    const parsed = configMapSchema.safeParse(cm);
+    const parsed = layerConfigMapSchema.safeParse(cm);
     const text = parsed.success ? parsed.data.data?.[LAYER_KEY] : undefined;
     if (text === undefined) {
       problems.push(`ConfigMap ${name} has no ${LAYER_KEY}`);

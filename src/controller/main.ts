@@ -13,8 +13,8 @@ import { Resources, type Resource } from "../kube/objects.ts";
 import { WorkQueue } from "../kube/workQueue.ts";
 import { Controller, type ControllerInformers } from "./controller.ts";
 import { USAGE, parseFlags, type ControllerConfig } from "./flags.ts";
-import { serve, type Listening } from "./httpServer.ts";
-import { LAYER_SELECTOR } from "./layerConfigMaps.ts";
+import { serve, type Listening } from "../httpServer.ts";
+import { LAYER_SELECTOR } from "../layerConfigMap.ts";
 import { ControllerMetrics } from "./metrics.ts";
 import type { ProtectedImage } from "./plan.ts";
 

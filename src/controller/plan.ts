@@ -15,7 +15,7 @@ import type { Diagnostic } from "../compiler/diagnostics.ts";
 import { makeLayer, serializeLayer, type Layer, type LayerPolicy } from "../compiler/layer.ts";
 import { registriesD } from "../compiler/registriesD.ts";
 import { compilePolicy, type SecretLookup } from "../compiler/validate.ts";
-import { layerRevision } from "./layerConfigMaps.ts";
+import { layerRevision } from "../layerConfigMap.ts";
 
 /** Reasons beyond the compiler's (src/compiler/diagnostics.ts). */
 export type RefusalReason = Diagnostic["reason"] | "WouldRejectOperator" | "WouldRejectPause";

@@ -13,7 +13,7 @@ import { z } from "zod";
 import { combine, indexLayer } from "../../src/compiler/combine.ts";
 import { parseCrioVersion } from "../../src/compiler/crioVersion.ts";
 import { serializeLayer, type Layer } from "../../src/compiler/layer.ts";
-import { layerRevision } from "../../src/agent/revision.ts";
+import { layerRevision } from "../../src/layerConfigMap.ts";
 import { newPublicKey } from "../support/builders.ts";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.ts";
 

@@ -7,7 +7,7 @@ import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { parseAgentArgs, AgentUsageError } from "../../../src/agent/config.ts";
 import { desiredFrom, readLayers } from "../../../src/agent/layers.ts";
-import { layerRevision } from "../../../src/agent/revision.ts";
+import { layerRevision } from "../../../src/layerConfigMap.ts";
 import {
   nodeStatus,
   sameStatus,

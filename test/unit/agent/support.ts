@@ -14,7 +14,7 @@ import { fallbackChain, parseImage } from "../../../src/compiler/scopes.ts";
 import { nodePaths, type NodePaths } from "../../../src/agent/hostPaths.ts";
 import type { NodeFs } from "../../../src/agent/nodeFs.ts";
 import type { LayerInput } from "../../../src/agent/plan.ts";
-import { layerRevision } from "../../../src/agent/revision.ts";
+import { layerRevision } from "../../../src/layerConfigMap.ts";
 import { parsePolicyJson } from "../../../src/policyjson/parse.ts";
 import type { PolicyRequirement } from "../../../src/policyjson/types.ts";
 
