@@ -668,7 +668,10 @@ const policyStatus = obj(
           minimum: 0,
           description: "nodesTotal counts the nodes the policy should reach.",
         },
-        display: str("display is nodesApplied/nodesTotal for kubectl get, e.g. 3/3.", 64),
+        display: str(
+          "display is nodesEnforcing/nodesTotal for kubectl get, e.g. 3/3: nodes covered (at revision and enforcing) out of all nodes; never rounded up.",
+          64,
+        ),
         revision: str("revision is the compiled revision that contains this generation.", 128),
       },
     ),
