@@ -37,6 +37,9 @@ export default defineConfig({
         test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
+          // The evaluator's registry and signed/unsigned images and keys (inject("evaluator")),
+          // used by test/e2e/pulls.test.ts.
+          globalSetup: ["test/evaluator/globalSetup.ts"],
           // A real CRI-O (hack/tools/crio.sh) and a local registry; a cold CRI-O build inside
           // beforeAll takes several minutes.
           testTimeout: 600_000,
