@@ -1,8 +1,9 @@
 import { defineConfig } from "vitest/config";
 
-// Two projects: `unit` is pure and fast; `evaluator` runs the real containers-image evaluator
-// (skopeo) against a local registry, prepared by hack/tools/ensure-all.sh. The evaluator tests
-// fail (never skip) when a component is missing.
+// Four projects (README "The two commands"): `unit` is pure and fast; `evaluator` runs the real
+// containers-image evaluator (skopeo) against a local registry; `apiserver` a real kube-apiserver,
+// etcd and kube-controller-manager; `e2e` a real CRI-O behind the whole chain. Components are
+// built or fetched by hack/tools/ensure-all.sh; a test that cannot find one fails, never skips.
 export default defineConfig({
   test: {
     projects: [

@@ -223,20 +223,34 @@ export function desiredStatus(
       now,
     );
   }
+  // Ready means in force: a CRI-O node whose CRI-O does not read the files (its agent reports
+  // enforcing: false) holds the files but does not enforce them. Never rounded up (DESIGN.md).
+  const notEnforcing = crio.filter((n) => n.report?.enforcing !== true).length;
   const ready =
     compiled.status !== "True"
       ? condition(previous, "Ready", "False", compiled.reason, compiled.message, g, now)
       : applied.status !== "True"
         ? condition(previous, "Ready", "False", applied.reason, applied.message, g, now)
-        : condition(
-            previous,
-            "Ready",
-            "True",
-            "Ready",
-            "compiled and applied on every CRI-O node",
-            g,
-            now,
-          );
+        : notEnforcing > 0
+          ? condition(
+              previous,
+              "Ready",
+              "False",
+              "NotEnforcing",
+              `applied on every CRI-O node, but ${notEnforcing}/${crio.length} do not enforce it` +
+                " (see their ImagePolicyNodeStatus enforcingReason)",
+              g,
+              now,
+            )
+          : condition(
+              previous,
+              "Ready",
+              "True",
+              "Ready",
+              "compiled, applied and enforced on every CRI-O node",
+              g,
+              now,
+            );
   return {
     ...(g === undefined ? {} : { observedGeneration: g }),
     conditions: [compiled, applied, ready],

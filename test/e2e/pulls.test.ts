@@ -99,7 +99,11 @@ const ip = (namespace: string, name: string): PolicyRef => ({
 // ---------------------------------------------------------------------------------------------
 // Reading the cluster back.
 
-const conditionSchema = z.looseObject({ type: z.string(), status: z.string() });
+const conditionSchema = z.looseObject({
+  type: z.string(),
+  status: z.string(),
+  reason: z.string().optional(),
+});
 const policyObjectSchema = z.looseObject({
   metadata: z.looseObject({ generation: z.number() }),
   status: z
@@ -853,6 +857,10 @@ describe("CRI-O pulls under policies applied with kubectl", () => {
       nodesTotal: 2,
       display: "1/2",
     });
+    // Applied on both nodes, but not in force on the node whose CRI-O ignores the files.
+    const ready = conditions.find((c) => c.type === "Ready");
+    expect(ready?.status).toBe("False");
+    expect(ready?.reason).toBe("NotEnforcing");
     // The same CRI-O process served every pull of the suite.
     expect(crioPidOf(path.join(s().root, "var/run/crio/crio.conf"))).toBe(s().crioPid);
   });

@@ -37,6 +37,22 @@ const node = (name: string, applied: string | undefined, enforcing = true): Node
 });
 
 describe("policy status", () => {
+  it("is not Ready while a CRI-O node holds the files but does not enforce them", () => {
+    const s = desiredStatus(
+      accepted,
+      layer,
+      [node("n1", "aaaa"), node("n2", "aaaa", false)],
+      undefined,
+      "T1",
+    );
+    expect(s.conditions.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ["Compiled", "True", "Compiled"],
+      ["Applied", "True", "Applied"],
+      ["Ready", "False", "NotEnforcing"],
+    ]);
+    expect(s.rollout?.display).toBe("1/2");
+  });
+
   it("is Ready when compiled and every CRI-O node reports the revision", () => {
     const s = desiredStatus(
       accepted,
