@@ -12,9 +12,9 @@ import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { startControlPlane, type ControlPlane } from "../test/support/controlPlane.ts";
+import { waitFor } from "../test/support/waitFor.ts";
 
 const repo = path.resolve(import.meta.dirname, "..");
 const NAMESPACE = "imagepolicy-system";
@@ -74,19 +74,6 @@ async function listTree(root: string): Promise<string[]> {
   };
   await walk(root);
   return out;
-}
-
-async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 120_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await delay(500);
-  }
-  throw new DemoError(`timed out waiting for ${what}`);
 }
 
 async function main(): Promise<void> {
@@ -169,17 +156,23 @@ async function main(): Promise<void> {
     process.stdout.write(await must(cp, ["apply", "-k", path.join(repo, "config/samples")]));
 
     say("waiting until every node has applied every policy");
-    await waitFor("Applied policies", async () => {
-      const r = await cp.kubectl([
-        "get",
-        "clusterimagepolicies,imagepolicies",
-        "-A",
-        "-o",
-        'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Applied")].status}{"\\n"}{end}',
-      ]);
-      const lines = r.stdout.split("\n").filter((l) => l !== "");
-      return r.code === 0 && lines.length > 0 && lines.every((l) => l === "True");
-    });
+    await waitFor(
+      "Applied policies",
+      async () => {
+        const r = await cp.kubectl([
+          "get",
+          "clusterimagepolicies,imagepolicies",
+          "-A",
+          "-o",
+          'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Applied")].status}{"\\n"}{end}',
+        ]);
+        const lines = r.stdout.split("\n").filter((l) => l !== "");
+        return r.code === 0 && lines.length > 0 && lines.every((l) => l === "True")
+          ? true
+          : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
 
     say("node files (key data shown as the SHA-256 fingerprint of the PEM)");
     const [first, ...others] = [...roots];

@@ -16,6 +16,7 @@ import { serializeLayer, type Layer } from "../../src/compiler/layer.ts";
 import { layerRevision } from "../../src/layerConfigMap.ts";
 import { newPublicKey } from "../support/builders.ts";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.ts";
+import { waitFor as waitUntil } from "../support/waitFor.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
 const NS = "imagepolicy-system";
@@ -197,29 +198,19 @@ describe("agent against a real API server", () => {
     return { child, stdout, exited, healthUrl };
   }
 
-  async function waitFor<T>(
+  const waitFor = <T>(
     what: string,
-    f: () => Promise<T | undefined>,
-    ms = 60_000,
-  ): Promise<T> {
-    const deadline = Date.now() + ms;
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await f();
-        if (v !== undefined) return v;
-      } catch (e) {
-        last = e;
-      }
-      if (Date.now() > deadline) {
-        const logs = Object.entries(agents)
+    probe: () => Promise<T | undefined>,
+    timeoutMs = 60_000,
+  ): Promise<T> =>
+    waitUntil(what, probe, {
+      timeoutMs,
+      intervalMs: 250,
+      context: () =>
+        Object.entries(agents)
           .map(([n, a]) => `--- ${n}\n${a.stdout.slice(-15).join("\n")}`)
-          .join("\n");
-        throw new Error(`timed out waiting for ${what}: ${String(last)}\n${logs}`);
-      }
-      await delay(250);
-    }
-  }
+          .join("\n"),
+    });
 
   const file = (node: string, rel: string): string => path.join(roots[node] ?? "", rel);
   const CLUSTER = "etc/crio/imagepolicy/cluster.json";

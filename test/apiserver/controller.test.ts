@@ -20,6 +20,7 @@ import { KubeClient, loadKubeConfig } from "../../src/kube/client.ts";
 import { Informer } from "../../src/kube/informer.ts";
 import { Resources, type KubeObject } from "../../src/kube/objects.ts";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.ts";
+import { waitFor as waitUntil } from "../support/waitFor.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const NODE = path.join(ROOT, "node_modules/.bin/node");
@@ -228,18 +229,13 @@ class Replica {
   }
 }
 
-async function waitFor<T>(
+/** waitFor with this file's argument order and a short interval. */
+function waitFor<T>(
   what: string,
   timeoutMs: number,
   probe: () => T | undefined | Promise<T | undefined>,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(20);
-  }
+  return waitUntil(what, probe, { timeoutMs, intervalMs: 20 });
 }
 
 const conditionSchema = z.looseObject({

@@ -25,6 +25,7 @@ import { startControlPlane, type ControlPlane } from "../support/controlPlane.ts
 import { startCrio, type Crio } from "../support/crio.ts";
 import type { ImageName } from "../evaluator/environment.ts";
 import { freePort, startOperatorProcess, type OperatorProcess } from "./operatorProcesses.ts";
+import { waitFor as waitUntil } from "../support/waitFor.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
 const NS = "imagepolicy-system";
@@ -199,28 +200,12 @@ async function diagnostics(): Promise<string> {
   return parts.join("\n");
 }
 
-async function waitFor<T>(
+function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined>,
   timeoutMs = 90_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new PullsSetupError(
-        `timed out after ${String(timeoutMs)} ms waiting for ${what}` +
-          `${last instanceof Error ? `: ${last.message}` : ""}\n${await diagnostics()}`,
-      );
-    }
-    await delay(100);
-  }
+  return waitUntil(what, probe, { timeoutMs, context: diagnostics });
 }
 
 async function layerConfigMaps(): Promise<z.infer<typeof layerConfigMapSchema>[]> {
