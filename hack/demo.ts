@@ -6,14 +6,13 @@
 //
 // Run with hack/demo. `--keep` leaves everything running until Ctrl-C.
 
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { startControlPlane, type ControlPlane } from "../test/support/controlPlane.ts";
+import { startOperatorProcess, type OperatorProcess } from "../test/support/operatorProcess.ts";
 import { waitFor } from "../test/support/waitFor.ts";
 
 const repo = path.resolve(import.meta.dirname, "..");
@@ -33,20 +32,6 @@ async function must(cp: ControlPlane, args: string[], stdin?: string): Promise<s
   const r = await cp.kubectl(args, stdin === undefined ? undefined : { stdin });
   if (r.code !== 0) throw new DemoError(`kubectl ${args.join(" ")}: ${r.stderr.trim()}`);
   return r.stdout;
-}
-
-function start(name: string, args: string[], logDir: string): ChildProcess {
-  const log = createWriteStream(path.join(logDir, `${name}.log`));
-  const child = spawn(
-    path.join(repo, "node_modules/.bin/node"),
-    [path.join(repo, "src/cli/main.ts"), ...args],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  return child;
 }
 
 /** Replaces base64 key and CA data by the SHA-256 fingerprint of the decoded PEM. */
@@ -81,12 +66,12 @@ async function main(): Promise<void> {
   const work = await mkdtemp(path.join(tmpdir(), "imagepolicy-demo-"));
   const logs = path.join(work, "logs");
   await mkdir(logs, { recursive: true });
-  const children: ChildProcess[] = [];
+  const children: OperatorProcess[] = [];
 
   say("starting a local control plane (etcd, kube-apiserver, kube-controller-manager)");
   const cp = await startControlPlane({ dir: path.join(work, "control-plane") });
   const stopAll = async (): Promise<void> => {
-    for (const c of children) c.kill("SIGTERM");
+    await Promise.all(children.map((c) => c.stop()));
     await cp.stop();
   };
   try {
@@ -115,16 +100,16 @@ async function main(): Promise<void> {
       "imagepolicy-controller",
     );
     children.push(
-      start(
+      startOperatorProcess(
+        "controller",
         "controller",
         [
-          "controller",
           `--kubeconfig=${controllerKubeconfig}`,
           `--namespace=${NAMESPACE}`,
           "--metrics-addr=127.0.0.1:0",
           "--health-addr=127.0.0.1:0",
         ],
-        logs,
+        path.join(logs, "controller.log"),
       ),
     );
     const roots = new Map<string, string>();
@@ -136,10 +121,10 @@ async function main(): Promise<void> {
         boundNode: node,
       });
       children.push(
-        start(
+        startOperatorProcess(
           `agent-${node}`,
+          "agent",
           [
-            "agent",
             `--kubeconfig=${kubeconfig}`,
             `--namespace=${NAMESPACE}`,
             `--node-name=${node}`,
@@ -147,7 +132,7 @@ async function main(): Promise<void> {
             "--metrics-addr=127.0.0.1:0",
             "--health-addr=127.0.0.1:0",
           ],
-          logs,
+          path.join(logs, `agent-${node}.log`),
         ),
       );
     }
