@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import type { ListWatcher, WatchEvent } from "./client.ts";
 import { systemDelay, type Delay } from "./clock.ts";
-import { ResourceExpiredError } from "./errors.ts";
+import { isGone, ResourceExpiredError } from "./errors.ts";
 import { objectKey, type KubeObject } from "./objects.ts";
 
 export type InformerEvent =
@@ -109,10 +109,15 @@ export class Informer {
     let failures = 0;
     while (!signal.aborted) {
       try {
-        if (this.#resourceVersion === "") await this.#relist(signal);
+        if (this.#resourceVersion === "") {
+          await this.#relist(signal);
+          failures = 0;
+        }
         await this.#source.watch(
           this.#resourceVersion,
           (e) => {
+            // A stream that delivers anything is healthy: the next failure backs off from the start.
+            failures = 0;
             this.#apply(e);
           },
           signal,
@@ -120,7 +125,9 @@ export class Informer {
         failures = 0;
       } catch (err) {
         if (isAborted(signal)) break;
-        if (err instanceof ResourceExpiredError) {
+        // A 410 ERROR event (ResourceExpiredError), or an HTTP 410 answer to the watch request,
+        // which KubeClient.watch reports as a KubeError with status 410.
+        if (err instanceof ResourceExpiredError || isGone(err)) {
           this.#logger.info({ informer: this.name }, "watch expired (410); listing again");
           this.#resourceVersion = "";
           continue;
