@@ -107,17 +107,24 @@ export class Informer {
 
   async #run(signal: AbortSignal): Promise<void> {
     let failures = 0;
+    // True from a re-list until the watch after it delivers something: a 410 in that window
+    // means re-listing does not help right now, so it backs off instead of hammering the server.
+    let freshList = false;
+    let expiredStreak = 0;
     while (!signal.aborted) {
       try {
         if (this.#resourceVersion === "") {
           await this.#relist(signal);
           failures = 0;
+          freshList = true;
         }
         await this.#source.watch(
           this.#resourceVersion,
           (e) => {
             // A stream that delivers anything is healthy: the next failure backs off from the start.
             failures = 0;
+            freshList = false;
+            expiredStreak = 0;
             this.#apply(e);
           },
           signal,
@@ -127,9 +134,18 @@ export class Informer {
         if (isAborted(signal)) break;
         // A 410 ERROR event (ResourceExpiredError), or an HTTP 410 answer to the watch request,
         // which KubeClient.watch reports as a KubeError with status 410.
-        if (err instanceof ResourceExpiredError || isGone(err)) {
+        const expired = err instanceof ResourceExpiredError || isGone(err);
+        if (expired) {
           this.#logger.info({ informer: this.name }, "watch expired (410); listing again");
           this.#resourceVersion = "";
+          if (!freshList) continue;
+          const wait = Math.min(this.#initialBackoffMs * 2 ** expiredStreak, this.#maxBackoffMs);
+          expiredStreak += 1;
+          try {
+            await this.#delay(wait, signal);
+          } catch {
+            break;
+          }
           continue;
         }
         const wait = Math.min(this.#initialBackoffMs * 2 ** failures, this.#maxBackoffMs);

@@ -243,6 +243,33 @@ describe("Informer", () => {
     },
   );
 
+  it("backs off when a watch expires again right after a re-list, instead of re-listing in a loop", async () => {
+    const h = harness((s) => {
+      s.lists.push(listed("10", cm("a", "1")));
+      s.watches.push({ events: [], then: gone() });
+      s.lists.push(listed("11", cm("a", "1")));
+      s.watches.push({ events: [], then: gone() });
+      s.lists.push(listed("12", cm("a", "1")));
+    });
+    await start(h);
+    // The first 410 after the initial list: nothing came through that watch, so back off.
+    expect(h.delays).toEqual([100]);
+    await h.clock.advance(100);
+    await settle();
+    expect(h.delays).toEqual([100, 200]);
+    await h.clock.advance(200);
+    await settle();
+    expect(h.source.calls).toEqual([
+      { call: "list" },
+      { call: "watch", from: "10" },
+      { call: "list" },
+      { call: "watch", from: "11" },
+      { call: "list" },
+      { call: "watch", from: "12" },
+    ]);
+    expect(cached(h.informer)).toEqual(["ns/a@1"]);
+  });
+
   it("retries a failing list with growing, capped backoff; synced only once a list succeeds", async () => {
     const h = harness((s) => {
       s.lists.push(
