@@ -32,6 +32,7 @@ import { ControllerMetrics } from "../src/controller/metrics.ts";
 import { outcomeKey, plan, type Plan, type PlanInput } from "../src/controller/plan.ts";
 import {
   desiredStatus,
+  Fleet,
   observedStatus,
   statusChanged,
   type LayerRef,
@@ -236,6 +237,7 @@ function generateControllerFixture(seed: number): ControllerFixture {
       report: { enforcing: true, appliedRevisions: report },
     };
   });
+  const caughtUpFleet = new Fleet(caughtUp);
   for (const o of objects) {
     const key = outcomeKey(
       o.metadata.namespace === undefined
@@ -247,7 +249,7 @@ function generateControllerFixture(seed: number): ControllerFixture {
     const status = desiredStatus(
       outcome,
       layerRefOf(published, key),
-      caughtUp,
+      caughtUpFleet,
       undefined,
       isoSeconds(EARLIER_MS),
     );
@@ -310,10 +312,12 @@ function runOnce(f: ControllerFixture): Sample {
   const t4 = performance.now();
   const now = isoSeconds(NOW_MS);
   const desired = new Map<string, PolicyStatus>();
+  // As the controller does: one Fleet per round, shared by every policy's status.
+  const fleet = new Fleet(nodes);
   for (const key of keys) {
     const outcome = p.outcomes.get(key);
     if (outcome === undefined) continue;
-    desired.set(key, desiredStatus(outcome, layerRefOf(p, key), nodes, observed.get(key), now));
+    desired.set(key, desiredStatus(outcome, layerRefOf(p, key), fleet, observed.get(key), now));
   }
   const t5 = performance.now();
   let changed = 0;

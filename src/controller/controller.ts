@@ -32,6 +32,7 @@ import type { ControllerMetrics } from "./metrics.ts";
 import { outcomeKey, plan, type Plan, type ProtectedImage } from "./plan.ts";
 import {
   desiredStatus,
+  Fleet,
   observedStatus,
   statusChanged,
   type LayerRef,
@@ -108,6 +109,9 @@ export class Controller {
   readonly #o: ControllerOptions;
   readonly #d: ControllerDeps;
   #plan: Plan | undefined;
+  /** The nodes and their reports, rebuilt only when a Node or a node status changed: one status
+   * round over thousands of policies shares it (bench/controller.ts). */
+  #fleet: { readonly key: string; readonly fleet: Fleet } | undefined;
 
   constructor(options: ControllerOptions, deps: ControllerDeps) {
     this.#o = options;
@@ -301,7 +305,7 @@ export class Controller {
     }
     const observed = observedStatus(obj);
     const now = new Date(this.#d.clock.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
-    const desired = desiredStatus(outcome, layer, this.#nodes(), observed, now);
+    const desired = desiredStatus(outcome, layer, this.#currentFleet(), observed, now);
     if (!statusChanged(desired, observed)) return;
     const resource =
       ref.kind === "ClusterImagePolicy" ? Resources.clusterImagePolicies : Resources.imagePolicies;
@@ -326,6 +330,14 @@ export class Controller {
         compiled.message,
       );
     }
+  }
+
+  #currentFleet(): Fleet {
+    const { nodes, nodeStatuses } = this.#d.informers;
+    // Every event moves an informer's resourceVersion: same pair, same nodes and reports.
+    const key = `${nodes.resourceVersion}/${nodeStatuses.resourceVersion}`;
+    if (this.#fleet?.key !== key) this.#fleet = { key, fleet: new Fleet(this.#nodes()) };
+    return this.#fleet.fleet;
   }
 
   #nodes(): NodeView[] {

@@ -83,17 +83,27 @@ export type LayerRef =
 /** docs/internals.md: the cluster layer at R when every value starts with R; namespace N at S
  * when "<N>.json" ends with ".S". */
 export function nodeHasApplied(report: NodeReport | undefined, layer: LayerRef): boolean {
-  if (report === undefined) return false;
-  const applied = report.appliedRevisions;
+  return appliedTest(layer)(report);
+}
+
+/** nodeHasApplied for one layer, with the strings it compares built once (it runs for every
+ * node of every layer in a status round). */
+function appliedTest(layer: LayerRef): (report: NodeReport | undefined) => boolean {
   if (layer.kind === "cluster") {
-    if (applied["cluster.json"] === undefined) return false;
-    for (const file in applied) {
-      if (!Object.hasOwn(applied, file)) continue;
-      if (applied[file]?.startsWith(layer.revision) !== true) return false;
-    }
-    return true;
+    const revision = layer.revision;
+    return (report) => {
+      const applied = report?.appliedRevisions;
+      if (applied?.["cluster.json"] === undefined) return false;
+      for (const file in applied) {
+        if (!Object.hasOwn(applied, file)) continue;
+        if (applied[file]?.startsWith(revision) !== true) return false;
+      }
+      return true;
+    };
   }
-  return applied[`${layer.namespace}.json`]?.endsWith(`.${layer.revision}`) === true;
+  const file = `${layer.namespace}.json`;
+  const suffix = `.${layer.revision}`;
+  return (report) => report?.appliedRevisions[file]?.endsWith(suffix) === true;
 }
 
 /** What one layer's rollout counts over a set of nodes. */
@@ -103,22 +113,18 @@ interface Tally {
   readonly crioApplied: number;
 }
 
-/** Counts over one node list, each layer's tally computed once (DESIGN.md scale: 2,200 policies
- * share ~501 layers over 5,000 reports, so a status round must not rescan every report per
- * policy). */
-interface NodeIndex {
+/** The nodes of one reconcile round, with each layer's tally computed once (DESIGN.md scale:
+ * 2,200 policies share ~501 layers over 5,000 reports, so a status round must not rescan every
+ * report per policy). Build one per round and pass it to desiredStatus for every policy; the
+ * node list must not change while it is in use. */
+export class Fleet {
+  readonly nodes: readonly NodeView[];
   readonly crio: number;
   readonly crioNotEnforcing: number;
-  readonly tallies: Map<string, Tally>;
-}
+  readonly #tallies = new Map<string, Tally>();
 
-/** Keyed by the node list itself: a caller that passes the same (unmodified) list for every
- * policy of a round pays for each layer once; a fresh list costs one pass, as before. */
-const nodeIndexes = new WeakMap<readonly NodeView[], NodeIndex>();
-
-function nodeIndex(nodes: readonly NodeView[]): NodeIndex {
-  let index = nodeIndexes.get(nodes);
-  if (index === undefined) {
+  constructor(nodes: readonly NodeView[]) {
+    this.nodes = nodes;
     let crio = 0;
     let crioNotEnforcing = 0;
     for (const n of nodes) {
@@ -126,41 +132,42 @@ function nodeIndex(nodes: readonly NodeView[]): NodeIndex {
       crio += 1;
       if (n.report?.enforcing !== true) crioNotEnforcing += 1;
     }
-    index = { crio, crioNotEnforcing, tallies: new Map() };
-    nodeIndexes.set(nodes, index);
+    this.crio = crio;
+    this.crioNotEnforcing = crioNotEnforcing;
   }
-  return index;
-}
 
-function tallyOf(nodes: readonly NodeView[], layer: LayerRef): Tally {
-  const { tallies } = nodeIndex(nodes);
-  const key =
-    layer.kind === "cluster" ? `c\0${layer.revision}` : `n\0${layer.namespace}\0${layer.revision}`;
-  let tally = tallies.get(key);
-  if (tally === undefined) {
-    let applied = 0;
-    let enforcing = 0;
-    let crioApplied = 0;
-    for (const n of nodes) {
-      if (!nodeHasApplied(n.report, layer)) continue;
-      applied += 1;
-      if (n.report?.enforcing === true) enforcing += 1;
-      if (n.crio) crioApplied += 1;
+  tally(layer: LayerRef): Tally {
+    const key =
+      layer.kind === "cluster"
+        ? `c\0${layer.revision}`
+        : `n\0${layer.namespace}\0${layer.revision}`;
+    let tally = this.#tallies.get(key);
+    if (tally === undefined) {
+      let applied = 0;
+      let enforcing = 0;
+      let crioApplied = 0;
+      const hasApplied = appliedTest(layer);
+      for (const n of this.nodes) {
+        if (!hasApplied(n.report)) continue;
+        applied += 1;
+        if (n.report?.enforcing === true) enforcing += 1;
+        if (n.crio) crioApplied += 1;
+      }
+      tally = { applied, enforcing, crioApplied };
+      this.#tallies.set(key, tally);
     }
-    tally = { applied, enforcing, crioApplied };
-    tallies.set(key, tally);
+    return tally;
   }
-  return tally;
 }
 
-export function rolloutOf(nodes: readonly NodeView[], layer: LayerRef): Rollout {
-  const { applied, enforcing } = tallyOf(nodes, layer);
+export function rolloutOf(fleet: Fleet, layer: LayerRef): Rollout {
+  const { applied, enforcing } = fleet.tally(layer);
   return {
     nodesApplied: applied,
     nodesEnforcing: enforcing,
-    nodesTotal: nodes.length,
+    nodesTotal: fleet.nodes.length,
     // docs/internals.md: covered (applied and enforcing) / total.
-    display: `${enforcing}/${nodes.length}`,
+    display: `${enforcing}/${fleet.nodes.length}`,
     revision: layer.revision,
   };
 }
@@ -197,7 +204,7 @@ function condition(
 export function desiredStatus(
   outcome: Outcome,
   layer: LayerRef | undefined,
-  nodes: readonly NodeView[],
+  fleet: Fleet,
   previous: ObservedStatus | undefined,
   now: string,
 ): PolicyStatus {
@@ -226,9 +233,8 @@ export function desiredStatus(
           g,
           now,
         );
-  const rollout = layer === undefined ? undefined : rolloutOf(nodes, layer);
-  const index = nodeIndex(nodes);
-  const crioApplied = layer === undefined ? 0 : tallyOf(nodes, layer).crioApplied;
+  const rollout = layer === undefined ? undefined : rolloutOf(fleet, layer);
+  const crioApplied = layer === undefined ? 0 : fleet.tally(layer).crioApplied;
   let applied: Condition;
   if (layer === undefined) {
     applied = condition(
@@ -240,24 +246,24 @@ export function desiredStatus(
       g,
       now,
     );
-  } else if (index.crio === 0) {
+  } else if (fleet.crio === 0) {
     applied = condition(
       previous,
       "Applied",
       "False",
       "NoCrioNodes",
-      `no node runs CRI-O (${nodes.length} nodes), so nothing enforces revision ${layer.revision}`,
+      `no node runs CRI-O (${fleet.nodes.length} nodes), so nothing enforces revision ${layer.revision}`,
       g,
       now,
     );
-  } else if (crioApplied < index.crio) {
+  } else if (crioApplied < fleet.crio) {
     applied = condition(
       previous,
       "Applied",
       "False",
       "RollingOut",
-      `${crioApplied}/${index.crio} CRI-O nodes report revision ${layer.revision}` +
-        ` (${rollout?.nodesEnforcing ?? 0} enforcing, ${nodes.length} nodes in total)`,
+      `${crioApplied}/${fleet.crio} CRI-O nodes report revision ${layer.revision}` +
+        ` (${rollout?.nodesEnforcing ?? 0} enforcing, ${fleet.nodes.length} nodes in total)`,
       g,
       now,
     );
@@ -267,15 +273,15 @@ export function desiredStatus(
       "Applied",
       "True",
       "Applied",
-      `all ${index.crio} CRI-O nodes report revision ${layer.revision}` +
-        ` (${rollout?.nodesEnforcing ?? 0} enforcing, ${nodes.length} nodes in total)`,
+      `all ${fleet.crio} CRI-O nodes report revision ${layer.revision}` +
+        ` (${rollout?.nodesEnforcing ?? 0} enforcing, ${fleet.nodes.length} nodes in total)`,
       g,
       now,
     );
   }
   // Ready means in force: a CRI-O node whose CRI-O does not read the files (its agent reports
   // enforcing: false) holds the files but does not enforce them. Never rounded up (DESIGN.md).
-  const notEnforcing = index.crioNotEnforcing;
+  const notEnforcing = fleet.crioNotEnforcing;
   const ready =
     compiled.status !== "True"
       ? condition(previous, "Ready", "False", compiled.reason, compiled.message, g, now)
@@ -287,7 +293,7 @@ export function desiredStatus(
               "Ready",
               "False",
               "NotEnforcing",
-              `applied on every CRI-O node, but ${notEnforcing}/${index.crio} do not enforce it` +
+              `applied on every CRI-O node, but ${notEnforcing}/${fleet.crio} do not enforce it` +
                 " (see their ImagePolicyNodeStatus enforcingReason)",
               g,
               now,

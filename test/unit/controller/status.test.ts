@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Outcome } from "../../../src/controller/plan.ts";
 import {
   desiredStatus,
+  Fleet,
   nodeHasApplied,
   observedStatus,
   statusChanged,
@@ -41,7 +42,7 @@ describe("policy status", () => {
     const s = desiredStatus(
       accepted,
       layer,
-      [node("n1", "aaaa"), node("n2", "aaaa", false)],
+      new Fleet([node("n1", "aaaa"), node("n2", "aaaa", false)]),
       undefined,
       "T1",
     );
@@ -57,7 +58,7 @@ describe("policy status", () => {
     const s = desiredStatus(
       accepted,
       layer,
-      [node("n1", "aaaa"), node("n2", "aaaa")],
+      new Fleet([node("n1", "aaaa"), node("n2", "aaaa")]),
       undefined,
       "T1",
     );
@@ -78,7 +79,7 @@ describe("policy status", () => {
 
   it("reports RollingOut with counts, and covered nodes only when enforcing", () => {
     const nodes = [node("n1", "aaaa", false), node("n2", "old0"), node("n3", undefined)];
-    const s = desiredStatus(accepted, layer, nodes, undefined, "T1");
+    const s = desiredStatus(accepted, layer, new Fleet(nodes), undefined, "T1");
     const applied = s.conditions.find((c) => c.type === "Applied");
     expect(applied?.reason).toBe("RollingOut");
     expect(applied?.message).toContain("1/3 CRI-O nodes");
@@ -87,7 +88,7 @@ describe("policy status", () => {
   });
 
   it("names the field path and keeps the last accepted form in the message when refused", () => {
-    const s = desiredStatus(refused, layer, [node("n1", "aaaa")], undefined, "T1");
+    const s = desiredStatus(refused, layer, new Fleet([node("n1", "aaaa")]), undefined, "T1");
     const compiled = s.conditions.find((c) => c.type === "Compiled");
     expect(compiled?.status).toBe("False");
     expect(compiled?.reason).toBe("InvalidKey");
@@ -102,11 +103,11 @@ describe("policy status", () => {
   });
 
   it("moves lastTransitionTime only when a condition's status changes", () => {
-    const first = desiredStatus(accepted, layer, [node("n1", "old0")], undefined, "T1");
+    const first = desiredStatus(accepted, layer, new Fleet([node("n1", "old0")]), undefined, "T1");
     const observed = observedStatus({ status: first });
-    const same = desiredStatus(accepted, layer, [node("n1", "old0")], observed, "T2");
+    const same = desiredStatus(accepted, layer, new Fleet([node("n1", "old0")]), observed, "T2");
     expect(statusChanged(same, observed)).toBe(false);
-    const rolled = desiredStatus(accepted, layer, [node("n1", "aaaa")], observed, "T3");
+    const rolled = desiredStatus(accepted, layer, new Fleet([node("n1", "aaaa")]), observed, "T3");
     expect(statusChanged(rolled, observed)).toBe(true);
     const t = (type: string): string | undefined =>
       rolled.conditions.find((c) => c.type === type)?.lastTransitionTime;
@@ -114,7 +115,7 @@ describe("policy status", () => {
   });
 
   it("ignores condition order and conditions of other writers when diffing", () => {
-    const s = desiredStatus(accepted, layer, [], undefined, "T1");
+    const s = desiredStatus(accepted, layer, new Fleet([]), undefined, "T1");
     const observed = observedStatus({
       status: {
         ...s,
