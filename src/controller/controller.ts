@@ -105,13 +105,18 @@ const policyRefsSchema = z.looseObject({
     .optional(),
 });
 
+/** How long one snapshot of the nodes and their reports serves status computations while
+ * reports keep changing (see #currentFleet). */
+const FLEET_MIN_AGE_MS = 1_000;
+
 export class Controller {
   readonly #o: ControllerOptions;
   readonly #d: ControllerDeps;
   #plan: Plan | undefined;
   /** The nodes and their reports, rebuilt only when a Node or a node status changed: one status
    * round over thousands of policies shares it (bench/controller.ts). */
-  #fleet: { readonly key: string; readonly fleet: Fleet } | undefined;
+  #fleet: { readonly key: string; readonly builtAt: number; readonly fleet: Fleet } | undefined;
+  #fleetRefreshScheduled = false;
 
   constructor(options: ControllerOptions, deps: ControllerDeps) {
     this.#o = options;
@@ -267,11 +272,14 @@ export class Controller {
     this.#enqueueStatuses();
   }
 
-  #enqueueStatuses(): void {
+  #enqueueStatuses(afterMs = 0): void {
     const i = this.#d.informers;
     for (const o of [...i.clusterImagePolicies.list(), ...i.imagePolicies.list()]) {
       const ref = policyRef(o);
-      if (ref !== undefined) this.#d.queue.add(`${STATUS_PREFIX}${outcomeKey(ref)}`);
+      if (ref === undefined) continue;
+      const key = `${STATUS_PREFIX}${outcomeKey(ref)}`;
+      if (afterMs > 0) this.#d.queue.addAfter(key, afterMs);
+      else this.#d.queue.add(key);
     }
   }
 
@@ -336,8 +344,24 @@ export class Controller {
     const { nodes, nodeStatuses } = this.#d.informers;
     // Every event moves an informer's resourceVersion: same pair, same nodes and reports.
     const key = `${nodes.resourceVersion}/${nodeStatuses.resourceVersion}`;
-    if (this.#fleet?.key !== key) this.#fleet = { key, fleet: new Fleet(this.#nodes()) };
-    return this.#fleet.fleet;
+    const now = this.#d.clock.now();
+    const current = this.#fleet;
+    if (
+      current === undefined ||
+      (current.key !== key && now - current.builtAt >= FLEET_MIN_AGE_MS)
+    ) {
+      this.#fleet = { key, builtAt: now, fleet: new Fleet(this.#nodes()) };
+      this.#fleetRefreshScheduled = false;
+      return this.#fleet.fleet;
+    }
+    if (current.key !== key && !this.#fleetRefreshScheduled) {
+      // During a rollout thousands of agents report within seconds: rebuilding for every key
+      // would cost a pass over every report per policy. Serve the fleet a moment longer and
+      // compute every status again once it may be rebuilt, so the last reports are counted.
+      this.#fleetRefreshScheduled = true;
+      this.#enqueueStatuses(FLEET_MIN_AGE_MS - (now - current.builtAt));
+    }
+    return current.fleet;
   }
 
   #nodes(): NodeView[] {
