@@ -24,7 +24,11 @@ import { Resources, type KubeObject } from "../../src/kube/objects.ts";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.ts";
 import { startCrio, type Crio } from "../support/crio.ts";
 import type { ImageName } from "../evaluator/environment.ts";
-import { freePort, startOperatorProcess, type OperatorProcess } from "../support/operatorProcess.ts";
+import {
+  freePort,
+  startOperatorProcess,
+  type OperatorProcess,
+} from "../support/operatorProcess.ts";
 import { waitFor as waitUntil } from "../support/waitFor.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
