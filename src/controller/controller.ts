@@ -346,10 +346,9 @@ export class Controller {
     const key = `${nodes.resourceVersion}/${nodeStatuses.resourceVersion}`;
     const now = this.#d.clock.now();
     const current = this.#fleet;
-    if (
-      current === undefined ||
-      (current.key !== key && now - current.builtAt >= FLEET_MIN_AGE_MS)
-    ) {
+    // A wall clock that stepped back (a negative age) counts as old enough: never wait on it.
+    const age = current === undefined ? 0 : now - current.builtAt;
+    if (current === undefined || (current.key !== key && (age >= FLEET_MIN_AGE_MS || age < 0))) {
       this.#fleet = { key, builtAt: now, fleet: new Fleet(this.#nodes()) };
       this.#fleetRefreshScheduled = false;
       return this.#fleet.fleet;
@@ -359,7 +358,7 @@ export class Controller {
       // would cost a pass over every report per policy. Serve the fleet a moment longer and
       // compute every status again once it may be rebuilt, so the last reports are counted.
       this.#fleetRefreshScheduled = true;
-      this.#enqueueStatuses(FLEET_MIN_AGE_MS - (now - current.builtAt));
+      this.#enqueueStatuses(FLEET_MIN_AGE_MS - age);
     }
     return current.fleet;
   }

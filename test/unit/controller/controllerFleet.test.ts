@@ -211,6 +211,20 @@ describe("Controller node snapshot (#currentFleet)", () => {
     expect(f.clock.pendingTimers).toBe(0);
   });
 
+  it("does not wait on a wall clock that stepped back: the next key rebuilds the snapshot", async () => {
+    const s = await scene();
+    const { f } = s;
+    f.clock.step(-60_000);
+    s.catchUpNode3();
+    const nodesList = vi.spyOn(f.informers.nodes, "list");
+    const before = f.client.statusWrites.length;
+
+    expect(await f.drain()).toEqual(STATUS_KEYS);
+    expect(displays(f, before)).toEqual(allAt("3/3"));
+    expect(nodesList).toHaveBeenCalledTimes(1);
+    expect(f.clock.pendingTimers).toBe(0);
+  });
+
   it("counts a report that changes more than 1 s after the snapshot at once", async () => {
     const s = await scene();
     const { f } = s;

@@ -22,6 +22,11 @@ export class FakeClock implements Clock {
     return this.#now;
   }
 
+  /** Steps the wall clock (backwards with a negative `ms`, as NTP may) without running timers. */
+  step(ms: number): void {
+    this.#now += ms;
+  }
+
   readonly schedule: Schedule = (fn, ms) => {
     const timer = { at: this.#now + ms, seq: this.#seq++, fn };
     this.#timers.push(timer);
