@@ -82,17 +82,7 @@ async function main(): Promise<void> {
     await must(cp, ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
 
     say("registering two simulated CRI-O nodes");
-    for (const node of NODES) {
-      await must(
-        cp,
-        ["apply", "-f", "-"],
-        `apiVersion: v1\nkind: Node\nmetadata:\n  name: ${node}\n`,
-      );
-      const patch = JSON.stringify({
-        status: { nodeInfo: { containerRuntimeVersion: CRIO_VERSION } },
-      });
-      await must(cp, ["patch", "node", node, "--subresource=status", "--type=merge", "-p", patch]);
-    }
+    for (const node of NODES) await cp.registerNode(node, CRIO_VERSION);
 
     say("starting the controller and one agent per node, with their ServiceAccounts' RBAC");
     const controllerKubeconfig = await cp.serviceAccountKubeconfig(

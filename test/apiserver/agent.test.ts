@@ -246,19 +246,7 @@ describe("agent against a real API server", () => {
       path.join(repoRoot, "config/rbac/agent_node_status_policy.yaml"),
     ]);
     for (const node of ["node-a", "node-b"]) {
-      await kubectlOk(
-        ["create", "-f", "-"],
-        JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: node } }),
-      );
-      await kubectlOk([
-        "patch",
-        "node",
-        node,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        JSON.stringify({ status: { nodeInfo: { containerRuntimeVersion: "cri-o://1.34.0" } } }),
-      ]);
+      await cp.registerNode(node, "cri-o://1.34.0");
       roots[node] = path.join(dir, `root-${node}`);
       await mkdir(roots[node], { recursive: true });
       kubeconfigs[node] = await cp.serviceAccountKubeconfig(NS, SA, { boundNode: node });

@@ -82,18 +82,7 @@ beforeAll(async () => {
   cp = await startControlPlane({ dir: path.join(dir, "control-plane") });
   await kubectl(["apply", "--server-side", "-k", path.join(repo, "config/default")]);
   await kubectl(["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
-  for (const node of NODES) {
-    await kubectl(["apply", "-f", "-"], `apiVersion: v1\nkind: Node\nmetadata:\n  name: ${node}\n`);
-    const status = { status: { nodeInfo: { containerRuntimeVersion: "cri-o://1.34.0" } } };
-    await kubectl([
-      "patch",
-      "node",
-      node,
-      "--subresource=status",
-      "--type=merge",
-      `-p=${JSON.stringify(status)}`,
-    ]);
-  }
+  for (const node of NODES) await cp.registerNode(node, "cri-o://1.34.0");
   const controllerKubeconfig = await cp.serviceAccountKubeconfig(NS, "imagepolicy-controller");
   processes.push(
     startOperatorProcess(

@@ -453,21 +453,7 @@ beforeAll(async () => {
   )?.[1];
   if (crioVersionText === undefined) throw new PullsSetupError("cannot read crio --version");
   for (const node of [NODE, NODE2]) {
-    await must(
-      ["create", "-f", "-"],
-      JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name: node } }),
-    );
-    await must([
-      "patch",
-      "node",
-      node,
-      "--subresource=status",
-      "--type=merge",
-      "-p",
-      JSON.stringify({
-        status: { nodeInfo: { containerRuntimeVersion: `cri-o://${crioVersionText}` } },
-      }),
-    ]);
+    await cp.registerNode(node, `cri-o://${crioVersionText}`);
   }
   const admin = new KubeClient(loadKubeConfig({ kind: "file", path: cp.kubeconfigPath }));
 

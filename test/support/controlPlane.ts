@@ -49,6 +49,9 @@ export interface ControlPlane {
     name: string,
     options?: { readonly boundNode?: string },
   ): Promise<string>;
+  /** Creates a Node (no kubelet behind it) whose status reports `containerRuntimeVersion`, e.g.
+   * `cri-o://1.34.0`: what the controller and the agents read the runtime from. */
+  registerNode(name: string, containerRuntimeVersion: string): Promise<void>;
   /** Stops kube-apiserver only; etcd and its data stay. */
   stopApiServer(): Promise<void>;
   /** Starts kube-apiserver again on the same port and waits for /readyz. */
@@ -251,6 +254,22 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     return file;
   };
 
+  const registerNode = async (name: string, containerRuntimeVersion: string): Promise<void> => {
+    const status = { status: { nodeInfo: { containerRuntimeVersion } } };
+    for (const args of [
+      ["create", "-f", "-"],
+      ["patch", "node", name, "--subresource=status", "--type=merge", "-p", JSON.stringify(status)],
+    ]) {
+      const stdin = JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name } });
+      const r = await kubectl(args, { stdin });
+      if (r.code !== 0) {
+        throw new ControlPlaneError(
+          `kubectl ${args.join(" ")} (exit ${r.code}): ${r.stderr.trim()}`,
+        );
+      }
+    }
+  };
+
   return {
     kubernetesVersion,
     binDir,
@@ -258,6 +277,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     server,
     kubectl,
     serviceAccountKubeconfig,
+    registerNode,
     stopApiServer,
     startApiServer,
     stop,
