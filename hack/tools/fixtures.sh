@@ -1,31 +1,37 @@
 #!/usr/bin/env bash
-# Build the evaluator-test fixtures once, cached under $IMAGEPOLICY_CACHE/fixtures-v1, and print
-# that directory on stdout:
+# Build the evaluator-test fixtures and print their directory on stdout:
+#   $IMAGEPOLICY_CHEAP_CACHE/fixtures-<hash of the inputs>
 #
 #   oci/                 one OCI layout; one tiny image per tag (see IMAGES), built with umoci
 #                        from a file, never pulled; each holds different bytes, so digests differ
 #   keys/passphrase      passphrase of every private key below
-#   keys/{a,b,c}.pub     sigstore key pairs A, B, C (skopeo generate-sigstore-key)
+#   keys/{a,b,c}.pub     sigstore key pairs A, B, C
 #   keys/{a,b,c}.private
-#   keys/cosign.{key,pub} cosign key pair (cosign generate-key-pair)
+#   keys/cosign.{key,pub} cosign key pair
 #   gnupg/               GNUPGHOME holding one RSA signing key without passphrase
 #   gpg/fingerprint      its fingerprint
 #   gpg/pubring.gpg      its public key, binary (accepted by both the gpgme and the openpgp
 #                        signing mechanisms of containers-image in signedBy keyData)
 #   gpg/pubring.asc      the same, armored
 #
+# Every key comes from test/fixtures/keys (committed, test-only): golden files compare the
+# compiler's output byte for byte and the compiler orders keys by their bytes, so keys generated
+# per machine would make the goldens differ between machines. The images are rebuilt in seconds;
+# they live in the cheap cache, which .ci/run empties on every run (hack/tools/lib.sh).
+#
 # The registry, pushing and signing are per test run (test/evaluator/globalSetup.ts): signatures
 # name the registry's host:port, which is chosen per run.
 #
 # GPG: skopeo's gpgme runs the host's gpg (gpgme looks for /usr/bin/gpgconf), so the key is
-# made with the host's gpg too. RSA, not EdDSA, because CRI-O built with
-# containers_image_openpgp cannot read EdDSA keys.
+# imported with the host's gpg too.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
 
-FIXTURES_KEY=fixtures-v1
+repo=$(cd "$here/../.." && pwd)
+KEYS_DIR="$repo/test/fixtures/keys"
+KEY_FILES=(a.pub a.private b.pub b.private c.pub c.private cosign.pub cosign.key passphrase gpg-secret.asc)
 # OCI tags made in oci/. Keep in sync with `pushes` in test/evaluator/seed.ts.
 IMAGES=(
   signed-app-v1
@@ -39,7 +45,14 @@ IMAGES=(
   base-pause-3.10
 )
 
-dest="$IMAGEPOLICY_CACHE/$FIXTURES_KEY"
+inputs=(hack/tools/fixtures.sh)
+for f in "${KEY_FILES[@]}"; do
+  [[ -f "$KEYS_DIR/$f" ]] || die "test key $KEYS_DIR/$f is missing"
+  inputs+=("test/fixtures/keys/$f")
+done
+# The cache key: this script (IMAGES, the recipe) and every key file.
+FIXTURES_KEY="fixtures-$(cd "$repo" && inputs_hash "${inputs[@]}")"
+dest="$IMAGEPOLICY_CHEAP_CACHE/$FIXTURES_KEY"
 
 build() {
   [[ -f "$dest/complete" ]] && return 0
@@ -70,23 +83,17 @@ build() {
   "$bin/umoci" gc --layout "$tmp/oci"
   rm -rf "$tmp/files"
 
-  log "generating sigstore, cosign and gpg keys"
-  # Test-only passphrase; the keys sign nothing but these fixtures.
-  printf 'imagepolicy-test\n' >"$tmp/keys/passphrase"
-  local k
-  for k in a b c; do
-    "$bin/skopeo" generate-sigstore-key --output-prefix "$tmp/keys/$k" \
-      --passphrase-file "$tmp/keys/passphrase" >&2
+  log "copying the test keys from test/fixtures/keys"
+  local f
+  for f in "${KEY_FILES[@]}"; do
+    [[ $f == gpg-secret.asc ]] || install -m 0600 "$KEYS_DIR/$f" "$tmp/keys/$f"
   done
-  (cd "$tmp/keys" && COSIGN_PASSWORD=imagepolicy-test "$bin/cosign" generate-key-pair \
-    --output-key-prefix cosign >&2)
 
   mkdir -m 0700 "$tmp/gnupg"
-  GNUPGHOME="$tmp/gnupg" gpg --batch --quiet --pinentry-mode loopback --passphrase '' \
-    --quick-generate-key 'imagepolicy-operator test <test@imagepolicy.invalid>' rsa2048 sign never
+  GNUPGHOME="$tmp/gnupg" gpg --batch --quiet --import "$KEYS_DIR/gpg-secret.asc"
   GNUPGHOME="$tmp/gnupg" gpg --batch --with-colons --list-secret-keys \
     | awk -F: '$1 == "fpr" { print $10; exit }' >"$tmp/gpg/fingerprint"
-  [[ -s "$tmp/gpg/fingerprint" ]] || die "gpg key generation produced no fingerprint"
+  [[ -s "$tmp/gpg/fingerprint" ]] || die "importing the test gpg key produced no fingerprint"
   GNUPGHOME="$tmp/gnupg" gpg --batch --export >"$tmp/gpg/pubring.gpg"
   GNUPGHOME="$tmp/gnupg" gpg --batch --armor --export >"$tmp/gpg/pubring.asc"
   GNUPGHOME="$tmp/gnupg" gpgconf --kill all
