@@ -16,7 +16,8 @@ source "$here/lib.sh"
 # Bump when the package list, the suite or the wrapper layout changes.
 EVALUATOR_KEY=evaluator-v1
 EVALUATOR_SUITE=trixie
-EVALUATOR_MIRROR=${EVALUATOR_MIRROR:-http://deb.debian.org/debian}
+# The mirror comes from the machine's own apt configuration unless EVALUATOR_MIRROR is set.
+EVALUATOR_MIRROR=${EVALUATOR_MIRROR:-$(apt_debian_mirror)}
 EVALUATOR_PACKAGES=skopeo,cosign,docker-registry,umoci,ca-certificates,gnupg
 # wrapper name -> binary inside the rootfs
 declare -A EVALUATOR_TOOLS=(
