@@ -1,4 +1,4 @@
-// ESLint flat config with type-checked rules (STYLE.md habit 12).
+// ESLint flat config with type-checked rules (docs/style.md habit 12).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 

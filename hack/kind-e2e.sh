@@ -2,7 +2,7 @@
 # wait_until evaluates its conditions later: the single quotes, and the variables only those
 # conditions read, are meant.
 # shellcheck disable=SC2016,SC2034
-# NEVER RUN ON THE DEVELOPMENT MACHINES: they have no Docker engine (../shared/DESIGN.md), so this
+# NEVER RUN ON THE DEVELOPMENT MACHINES: they have no Docker engine (docs/design.md), so this
 # script has been reviewed by eye only. What runs there is test/e2e/pulls.test.ts, the same cases
 # against local processes. Needs Docker, kind >= 0.22, kubectl, GNU coreutils and the Internet.
 #

@@ -1,4 +1,4 @@
-// Atomic file replacement (DESIGN.md "Files on the node"): temp file in the same directory,
+// Atomic file replacement (docs/design.md "Files on the node"): temp file in the same directory,
 // write, fsync, rename, fsync the directory. A reader sees the old file or the new one, never a
 // partial one. The temp name starts with "." and ends in ".tmp" so that neither CRI-O's
 // `<namespace>.json` lookup nor registries.d's `*.yaml` scan can pick it up.
@@ -35,7 +35,7 @@ export async function atomicWrite(path: string, content: string | Uint8Array): P
   }
 }
 
-/** Writes only when the bytes differ (DESIGN.md rule 6). Returns whether it wrote. */
+/** Writes only when the bytes differ (docs/design.md rule 6). Returns whether it wrote. */
 export async function writeIfChanged(path: string, content: string): Promise<boolean> {
   try {
     if ((await readFile(path, "utf8")) === content) return false;

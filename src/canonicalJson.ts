@@ -1,5 +1,5 @@
 // Canonical JSON: object keys sorted (with "type" first, so requirements read naturally), two-space
-// indent, trailing newline. Identical input gives byte-identical output (DESIGN.md rule 6), which
+// indent, trailing newline. Identical input gives byte-identical output (docs/design.md rule 6), which
 // is what lets the controller and the agent skip writes when nothing changed.
 
 export function canonicalJson(value: unknown): string {

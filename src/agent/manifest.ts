@@ -1,4 +1,4 @@
-// The manifest of the files the agent owns (DESIGN.md "Files on the node"): `.imagepolicy-manifest`
+// The manifest of the files the agent owns (docs/design.md "Files on the node"): `.imagepolicy-manifest`
 // beside cluster.json, a name CRI-O never reads as a namespace policy. The agent deletes only
 // namespace files listed here, and only in the policy directory recorded here.
 //

@@ -2,7 +2,7 @@
 // say (pure). The executor (apply.ts) runs the steps one by one and stops at the first failure;
 // every step is idempotent, so a failed plan is simply recomputed and run again.
 //
-// Tighten-only at every instant (DESIGN.md rule 5): a namespace file must never allow what the
+// Tighten-only at every instant (docs/design.md rule 5): a namespace file must never allow what the
 // cluster.json of that moment refuses. With L the cluster layers cluster.json may hold (manifest)
 // and C the new cluster layer, the order is:
 //   1. registries.d: the union of the entries on disk and the new ones (before any policy that

@@ -1,4 +1,4 @@
-// The node's registries.d file (DESIGN.md "Files on the node", registries.d).
+// The node's registries.d file (docs/design.md "Files on the node", registries.d).
 //
 // The compiler computes which scopes need `use-sigstore-attachments` or a `lookaside`; here the
 // agent adapts that document to its node: the same entry for every mirror location of a scope

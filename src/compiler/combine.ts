@@ -1,7 +1,7 @@
 // Stage two of the compiler (pure): the cluster layer and at most one namespace layer in, one
 // complete policy.json document out, rendered for one CRI-O version.
 //
-// DESIGN.md rule 3: for every scope X in the union of both layers, the namespace file holds the
+// docs/design.md rule 3: for every scope X in the union of both layers, the namespace file holds the
 // requirements of the cluster scope that decides X (the first cluster scope in X's fallback
 // chain) AND those of the namespace scope that decides X. Because containers/image picks the most
 // specific scope of the file, and X's chain is a suffix of the chain of every image X decides,

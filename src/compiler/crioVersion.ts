@@ -1,4 +1,4 @@
-// CRI-O versions and the policy features each can parse (DESIGN.md "Runtime compatibility").
+// CRI-O versions and the policy features each can parse (docs/design.md "Runtime compatibility").
 // An unknown field makes containers/image reject the whole policy file, failing every pull on the
 // node, so a feature the target cannot parse is refused, never emitted.
 

@@ -1,4 +1,4 @@
-// Expected problems are values (STYLE.md habit 5): every refusal names the object, the field path
+// Expected problems are values (docs/style.md habit 5): every refusal names the object, the field path
 // and a reason code, and all of them are collected, not only the first.
 
 import type { ObjectRef } from "../api/types.ts";

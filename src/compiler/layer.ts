@@ -1,6 +1,6 @@
 // A compiled layer: the cluster layer (all ClusterImagePolicies) or one namespace's layer (its
 // ImagePolicies), each policy in its validated, normalised form. This is what the controller
-// publishes and what every agent combines for its own CRI-O version (DESIGN.md "Data flow"); it
+// publishes and what every agent combines for its own CRI-O version (docs/design.md "Data flow"); it
 // also remembers each object's last accepted form. Serialised canonically, parsed strictly.
 
 import { z } from "zod";

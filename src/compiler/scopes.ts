@@ -5,7 +5,7 @@
 // parent namespace, then the host[:port], then `*.` wildcards of the host without its port from
 // longest to shortest, then the transport default "". The most specific scope present decides;
 // broader scopes are never consulted (containers-policy.json(5), "Policy Requirements" and the
-// `docker` transport section). The compiler reproduces that walk exactly: DESIGN.md rule 3.
+// `docker` transport section). The compiler reproduces that walk exactly: docs/design.md rule 3.
 
 /** A normalised scope: "" (the `*` scope), "*.domain", "host[:port]" or
  * "host[:port]/path[:tag|@digest]". */

@@ -1,6 +1,6 @@
 // The controller's imperative shell: informers in, layer ConfigMaps and policy statuses out.
 //
-// Level-triggered (STYLE.md habit 10): every informer event only enqueues a key; a reconcile
+// Level-triggered (docs/style.md habit 10): every informer event only enqueues a key; a reconcile
 // recomputes from the caches. Two kinds of key:
 // - "layers": recompute every layer (plan.ts), server-side apply the ConfigMaps whose bytes
 //   changed, delete namespace layers left empty, then enqueue the status key of every object;

@@ -1,4 +1,4 @@
-// What the controller publishes, computed purely from what the informers hold (STYLE.md habit 1):
+// What the controller publishes, computed purely from what the informers hold (docs/style.md habit 1):
 // policy objects, a Secret lookup, the CRI-O target and the layers published now in, the layers
 // to publish and one outcome per object out.
 //

@@ -1,5 +1,5 @@
 // The status of a policy object, computed purely from its outcome in the plan and the node
-// reports (STYLE.md habit 10): conditions Compiled, Applied and Ready with observedGeneration, a
+// reports (docs/style.md habit 10): conditions Compiled, Applied and Ready with observedGeneration, a
 // lastTransitionTime that moves only when a condition's status changes, and the rollout.
 // The controller patches the status only when statusChanged() says so.
 
@@ -113,7 +113,7 @@ interface Tally {
   readonly crioApplied: number;
 }
 
-/** The nodes of one reconcile round, with each layer's tally computed once (DESIGN.md scale:
+/** The nodes of one reconcile round, with each layer's tally computed once (docs/design.md scale:
  * 2,200 policies share ~501 layers over 5,000 reports, so a status round must not rescan every
  * report per policy). Build one per round and pass it to desiredStatus for every policy; the
  * node list must not change while it is in use. */
@@ -280,7 +280,7 @@ export function desiredStatus(
     );
   }
   // Ready means in force: a CRI-O node whose CRI-O does not read the files (its agent reports
-  // enforcing: false) holds the files but does not enforce them. Never rounded up (DESIGN.md).
+  // enforcing: false) holds the files but does not enforce them. Never rounded up (docs/design.md).
   const notEnforcing = fleet.crioNotEnforcing;
   const ready =
     compiled.status !== "True"

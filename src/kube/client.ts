@@ -1,4 +1,4 @@
-// The one typed adapter around @kubernetes/client-node (STYLE.md habit 11). Everything the
+// The one typed adapter around @kubernetes/client-node (docs/style.md habit 11). Everything the
 // controller and the agent do against the API server goes through KubeClient:
 //
 // - list / watch of any Resource as plain JSON (an informer's ListWatcher, see informer.ts);

@@ -1,4 +1,4 @@
-// Time as a dependency (STYLE.md habit 9): the work queue, informers and the leader elector take a
+// Time as a dependency (docs/style.md habit 9): the work queue, informers and the leader elector take a
 // Clock and a Delay so tests drive them with a fake clock instead of waiting.
 
 export interface Clock {

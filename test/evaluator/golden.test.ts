@@ -107,7 +107,7 @@ describe("golden cases", () => {
       const expected = await readFile(path.join(expectedDir, rel), "utf8");
       expect(unsubstitute(text, placeholders), `${name}/expected/${rel}`).toBe(expected);
     }
-    // Byte-identical for identical input (DESIGN.md rule 6).
+    // Byte-identical for identical input (docs/design.md rule 6).
     const again = compileAll(manifests.policies, secretLookupFrom(manifests.secrets), target);
     expect(again.files).toEqual(files);
 

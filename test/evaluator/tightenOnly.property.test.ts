@@ -1,7 +1,7 @@
 // Property test with the real evaluator: random policy sets over the fixture images. For every
 // generated set, every namespace file and every image:
 //   - every emitted document passes the strict parser;
-//   - tighten-only (DESIGN.md rule 5): allowed by <namespace>.json  =>  allowed by cluster.json;
+//   - tighten-only (docs/design.md rule 5): allowed by <namespace>.json  =>  allowed by cluster.json;
 //   - exact AND across layers (rule 3): allowed by <namespace>.json  <=>  allowed by cluster.json
 //     AND allowed by the namespace layer compiled alone.
 // Bounded (numRuns) so the suite stays in minutes; the seed is printed on failure by fast-check.

@@ -1,4 +1,4 @@
-// Builders for test objects (STYLE.md habit 8): cip("name", withScopes(...), withKey(...)).
+// Builders for test objects (docs/style.md habit 8): cip("name", withScopes(...), withKey(...)).
 
 import { generateKeyPairSync } from "node:crypto";
 import type { ClusterImagePolicy, ImagePolicy, PolicySpec, Secret } from "../../src/api/types.ts";

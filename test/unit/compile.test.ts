@@ -27,7 +27,7 @@ function docker(text: string | undefined): unknown {
 }
 
 describe("combine", () => {
-  it("reproduces DESIGN.md's example", () => {
+  it("reproduces docs/design.md's example", () => {
     const r = compileAll(
       [
         cip("deny", withScopes("*"), rejecting),

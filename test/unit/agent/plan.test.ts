@@ -1,5 +1,5 @@
 // The agent's write order keeps every namespace file tighter than cluster.json at every instant
-// (DESIGN.md rule 5), checked on every intermediate state of the files with the compiler's scope
+// (docs/design.md rule 5), checked on every intermediate state of the files with the compiler's scope
 // semantics, for hand-written and random transitions.
 
 import fc from "fast-check";
