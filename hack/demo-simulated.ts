@@ -1,10 +1,10 @@
-// The README's main job on an embedded default: a local control plane (etcd, kube-apiserver,
-// kube-controller-manager built from source), the operator installed from config/default, the
-// controller and two agents as local processes (two simulated nodes under one directory, each
-// agent with its own root) running with exactly the RBAC the manifests give them, the samples
-// applied with kubectl, and then the node files and the policies' status.
-//
-// Run with hack/demo. `--keep` leaves everything running until Ctrl-C.
+// `hack/demo --simulated`: the demo without a kubelet or CRI-O (no network namespace, no node
+// build; the control plane only). The operator installed from config/default, the controller and
+// two agents as local processes (two simulated nodes under one directory, each agent with its own
+// root) running with exactly the RBAC the manifests give them, the samples applied with kubectl,
+// and then the node files of both nodes and the policies' status. The simulated nodes run no
+// CRI-O, so every policy stays Ready=False (NotEnforcing) with Rollout 0/2; hack/demo without the
+// flag shows the real thing on a real node. `--keep` leaves everything running until Ctrl-C.
 
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile, stat } from "node:fs/promises";
@@ -62,7 +62,9 @@ async function listTree(root: string): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { keep: { type: "boolean" } } });
+  const { values } = parseArgs({
+    options: { keep: { type: "boolean" }, simulated: { type: "boolean" } },
+  });
   const work = await mkdtemp(path.join(tmpdir(), "imagepolicy-demo-"));
   const logs = path.join(work, "logs");
   await mkdir(logs, { recursive: true });
