@@ -2,8 +2,11 @@
 #   docker run IMAGE controller ... | agent ... | compile ... | explain ...
 # Node 24 runs the TypeScript sources directly (type stripping): no build step, no dist/.
 #
-# NOT BUILT IN CI: the development machines have no Docker engine, so this file has been reviewed
-# by eye only. Pin NODE_IMAGE by digest when you publish.
+# The development machines have no Docker engine: CI builds the same image without Docker
+# (hack/tools/operator-image.sh, from Debian packages and the npm `node` package) and
+# test/node/image.test.ts compares this file's final stage with it (user, working directory,
+# environment, entrypoint, every copied file). Change both together. Pin NODE_IMAGE by digest when
+# you publish.
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 # Production dependencies only, installed exactly as package-lock.json says, with the repository's

@@ -26,6 +26,7 @@ import {
   type LocalCluster,
 } from "../test/support/localCluster.ts";
 import { waitFor } from "../test/support/waitFor.ts";
+import { sleeperDeployment } from "../test/support/workloads.ts";
 
 const repo = path.resolve(import.meta.dirname, "..");
 const started = Date.now();
@@ -56,34 +57,6 @@ function cosignPolicy(name: string, scope: string, keyData: string): string {
         rootOfTrust: { policyType: "PublicKey", publicKey: { keyData } },
         // cosign signatures name the repository only: accept them for tag pulls too.
         signedIdentity: { matchPolicy: "MatchRepository" },
-      },
-    },
-  });
-}
-
-function deployment(name: string, image: string): string {
-  const labels = { app: name };
-  return stringify({
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: { name, namespace: "team-a", labels },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: labels },
-      template: {
-        metadata: { labels },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            {
-              name: "app",
-              image,
-              imagePullPolicy: "Always",
-              command: ["/bin/sleep", "3600"],
-              resources: { requests: { cpu: "10m", memory: "16Mi" } },
-            },
-          ],
-        },
       },
     },
   });
@@ -189,8 +162,8 @@ async function main(): Promise<void> {
     await cluster.kubectl(
       ["apply", "-f", "-"],
       [
-        deployment("unsigned", cluster.images.apps["apps/unsigned:v1"]),
-        deployment("signed", cluster.images.apps["apps/cosigned:v1"]),
+        sleeperDeployment("team-a", "unsigned", cluster.images.apps["apps/unsigned:v1"]),
+        sleeperDeployment("team-a", "signed", cluster.images.apps["apps/cosigned:v1"]),
       ].join("---\n"),
     );
     const refused = await podOf(cluster, "unsigned", "refused");

@@ -72,7 +72,13 @@ async function serve(dir: string, operator: boolean): Promise<void> {
 
 function errorText(error: unknown): string {
   if (!(error instanceof Error)) return `${String(error)}\n`;
-  const cause = error.cause === undefined ? "" : errorText(error.cause);
+  // A cause whose text the message already carries is not repeated.
+  const cause =
+    error.cause instanceof Error && error.message.includes(error.cause.message)
+      ? ""
+      : error.cause === undefined
+        ? ""
+        : errorText(error.cause);
   return `${error.message}\n${cause}`;
 }
 

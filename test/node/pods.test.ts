@@ -12,7 +12,6 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
 import { z } from "zod";
 import {
   installOperator,
@@ -34,6 +33,7 @@ import {
   type RootOfTrust,
 } from "../support/policyHarness.ts";
 import { waitFor } from "../support/waitFor.ts";
+import { sleeperDeployment, sleeperPod } from "../support/workloads.ts";
 
 class NodeSuiteError extends Error {
   override readonly name = "NodeSuiteError";
@@ -79,35 +79,6 @@ async function nodeConverged(what: string): Promise<void> {
   await h().waitFor(`the node to apply ${what}`, async () =>
     (await h().converged([], [])) ? true : undefined,
   );
-}
-
-/** A Deployment of one busybox replica that sleeps; Burstable, pulls on every start. */
-function deployment(namespace: string, name: string, image: string): string {
-  const labels = { app: name };
-  return stringify({
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: { name, namespace, labels },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: labels },
-      template: {
-        metadata: { labels },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            {
-              name: "app",
-              image,
-              imagePullPolicy: "Always",
-              command: ["/bin/sleep", "3600"],
-              resources: { requests: { cpu: "10m", memory: "16Mi" } },
-            },
-          ],
-        },
-      },
-    },
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -234,28 +205,9 @@ async function expectRunning(namespace: string, pod: string): Promise<Pod> {
   return o.pod;
 }
 
-/** A bare Pod (no controller): one attempt, with the same spec as `deployment`. */
+/** A bare Pod (no controller): one attempt. */
 async function createPod(namespace: string, name: string, image: string): Promise<string> {
-  await c().kubectl(
-    ["apply", "-f", "-"],
-    stringify({
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: { name, namespace },
-      spec: {
-        terminationGracePeriodSeconds: 1,
-        containers: [
-          {
-            name: "app",
-            image,
-            imagePullPolicy: "Always",
-            command: ["/bin/sleep", "3600"],
-            resources: { requests: { cpu: "10m", memory: "16Mi" } },
-          },
-        ],
-      },
-    }),
-  );
+  await c().kubectl(["apply", "-f", "-"], sleeperPod(namespace, name, image));
   return name;
 }
 
@@ -374,7 +326,10 @@ describe("the shipped manifests on a real kubelet + CRI-O node", () => {
 
   it("keeps an unsigned image of team-a in ErrImagePull/ImagePullBackOff, with CRI-O's reason in its Events", async () => {
     await h().applyAndWait(policy(cip("apps-signed-by-a"), [apps()], key("a")));
-    await c().kubectl(["apply", "-f", "-"], deployment("team-a", "unsigned", app("unsigned")));
+    await c().kubectl(
+      ["apply", "-f", "-"],
+      sleeperDeployment("team-a", "unsigned", app("unsigned")),
+    );
     const pod = await deploymentPod("team-a", "unsigned");
     const text = await expectRefused("team-a unsigned Deployment", "team-a", pod, NO_SIGNATURE);
     expect(text).toContain(app("unsigned"));
@@ -392,7 +347,7 @@ describe("the shipped manifests on a real kubelet + CRI-O node", () => {
   });
 
   it("runs the image signed with key A", async () => {
-    await c().kubectl(["apply", "-f", "-"], deployment("team-a", "signed", app("signed")));
+    await c().kubectl(["apply", "-f", "-"], sleeperDeployment("team-a", "signed", app("signed")));
     const pod = await expectRunning("team-a", await deploymentPod("team-a", "signed"));
     expect(pod.status.containerStatuses?.[0]?.image).toBe(app("signed"));
   });

@@ -7,15 +7,14 @@
 //
 // Nothing here is skipped: a binary that cannot be built or a process that does not become ready
 // throws with the tail of its log.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { closeSync, mkdirSync, openSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import path from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
+import { ManagedProcess } from "./managedProcess.ts";
 
 export interface CommandResult {
   readonly code: number;
@@ -153,7 +152,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   process.once("exit", killAllNow);
 
   const launch = (name: string, args: readonly string[]): ManagedProcess => {
-    const p = ManagedProcess.spawn(name, bin(name), args, path.join(dir, "logs", `${name}.log`));
+    const p = ManagedProcess.spawn(name, bin(name), args, path.join(dir, "logs", `${name}.log`), {
+      stopGraceMs,
+    });
     processes.add(p);
     return p;
   };
@@ -219,13 +220,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
     const p = launch("kube-apiserver", apiServerArgs);
     apiServer = p;
-    await p.waitReady(readyTimeoutMs, () =>
-      httpsOk(`${server}/readyz`, {
-        ca: pki.caCert,
-        cert: pki.admin.cert,
-        key: pki.admin.key,
-      }),
-    );
+    await p
+      .waitReady(readyTimeoutMs, () =>
+        httpsOk(`${server}/readyz`, {
+          ca: pki.caCert,
+          cert: pki.admin.cert,
+          key: pki.admin.key,
+        }),
+      )
+      .catch(async (error: unknown) => {
+        await p.stop();
+        throw new ControlPlaneStartError(error instanceof Error ? error.message : String(error), {
+          cause: error,
+        });
+      });
   };
   const stopApiServer = async (): Promise<void> => {
     if (apiServer === undefined) return;
@@ -282,6 +290,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           "--profiling=false",
         ],
         path.join(dir, "logs", "kube-scheduler.log"),
+        { stopGraceMs },
       );
       processes.add(scheduler);
       await scheduler.waitReady(readyTimeoutMs, () =>
@@ -408,103 +417,6 @@ async function installCrds(
 
 // ---------------------------------------------------------------------------------------------
 // Processes
-
-class ManagedProcess {
-  #exitCode: number | null | undefined = undefined;
-  readonly #exitedPromise: Promise<void>;
-
-  readonly name: string;
-  readonly logPath: string;
-  readonly #child: ChildProcess;
-
-  private constructor(name: string, logPath: string, child: ChildProcess) {
-    this.name = name;
-    this.logPath = logPath;
-    this.#child = child;
-    this.#exitedPromise = new Promise((resolve) => {
-      child.once("exit", (code, signal) => {
-        this.#exitCode = code ?? (signal === null ? -1 : -2);
-        resolve();
-      });
-      child.once("error", () => {
-        this.#exitCode ??= -1;
-        resolve();
-      });
-    });
-  }
-
-  static spawn(
-    name: string,
-    file: string,
-    args: readonly string[],
-    logPath: string,
-  ): ManagedProcess {
-    // Opened synchronously: spawn needs a file descriptor.
-    const logFd = openLogSync(logPath);
-    try {
-      // setpriv --pdeathsig: the kernel kills the child if this process dies without cleaning up.
-      const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", file, ...args], {
-        stdio: ["ignore", logFd, logFd],
-      });
-      return new ManagedProcess(name, logPath, child);
-    } finally {
-      closeSync(logFd);
-    }
-  }
-
-  get exited(): boolean {
-    return this.#exitCode !== undefined;
-  }
-
-  async waitReady(timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let lastError: unknown;
-    while (Date.now() < deadline) {
-      if (this.exited) {
-        throw new ControlPlaneStartError(
-          `${this.name} exited (code ${String(this.#exitCode)}) before becoming ready; ` +
-            `log ${this.logPath}:\n${await this.logTail()}`,
-        );
-      }
-      try {
-        if (await probe()) return;
-      } catch (error) {
-        lastError = error;
-      }
-      await delay(250);
-    }
-    await this.stop();
-    throw new ControlPlaneStartError(
-      `${this.name} did not become ready within ${timeoutMs} ms; log ${this.logPath}:\n${await this.logTail()}`,
-      { cause: lastError },
-    );
-  }
-
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    this.#child.kill("SIGTERM");
-    const timer = setTimeout(() => this.#child.kill("SIGKILL"), stopGraceMs);
-    await this.#exitedPromise;
-    clearTimeout(timer);
-  }
-
-  killNow(): void {
-    if (!this.exited) this.#child.kill("SIGKILL");
-  }
-
-  private async logTail(): Promise<string> {
-    try {
-      return tail(await readFile(this.logPath, "utf8"), logTailLines);
-    } catch (error) {
-      return `(cannot read log: ${String(error)})`;
-    }
-  }
-}
-
-function openLogSync(logPath: string): number {
-  mkdirSync(path.dirname(logPath), { recursive: true });
-  return openSync(logPath, "a");
-}
 
 function runCommand(file: string, args: readonly string[], stdin?: string): Promise<CommandResult> {
   return new Promise((resolve, reject) => {

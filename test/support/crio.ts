@@ -11,18 +11,15 @@
 //
 // Nothing here is skipped: a binary that cannot be built or a CRI-O that does not become ready
 // throws with the tail of its log.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
+import { killCgroupTree } from "./cgroups.ts";
+import { execTool, type CommandResult } from "./execTool.ts";
 
-export interface CommandResult {
-  /** Exit code; null when the process was killed by a signal (timeout). */
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type { CommandResult };
+import { setTimeout as delay } from "node:timers/promises";
 
 export interface PullResult {
   readonly ok: boolean;
@@ -232,7 +229,7 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
   let stopped = false;
   const killNow = (): void => {
     killGroup(pid, "SIGKILL");
-    killCgroup(cgroupParent);
+    killCgroupTree(cgroupParent);
   };
   process.once("exit", killNow);
 
@@ -240,7 +237,7 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
     args: readonly string[],
     options: { readonly timeoutMs?: number } = {},
   ): Promise<CommandResult> =>
-    run(bin("crictl"), ["--config", crictlConfig, ...args], {
+    execTool(bin("crictl"), ["--config", crictlConfig, ...args], {
       env,
       timeoutMs: options.timeoutMs ?? 180_000,
     });
@@ -259,7 +256,7 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
       if (timedOut) killGroup(pid, "SIGKILL");
       await Promise.race([exitPromise, delay(5_000)]);
     }
-    killCgroup(cgroupParent);
+    killCgroupTree(cgroupParent);
     process.removeListener("exit", killNow);
   };
 
@@ -331,7 +328,7 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
   };
 
   const configInfo = async (): Promise<string> => {
-    const r = await run(
+    const r = await execTool(
       bin("crio"),
       ["--config", configFile, "--config-dir", configDir, "status", "--socket", socket, "config"],
       { env, timeoutMs: 30_000 },
@@ -358,7 +355,7 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
 }
 
 async function buildBinaries(): Promise<string> {
-  const r = await run(buildScript, [], { env: process.env, timeoutMs: 3_600_000 });
+  const r = await execTool(buildScript, [], { env: process.env, timeoutMs: 3_600_000 });
   const binDir = r.stdout.trim().split("\n").at(-1) ?? "";
   if (r.code !== 0 || binDir === "") {
     throw new CrioBuildError(
@@ -516,92 +513,6 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   } catch {
     // already gone
   }
-}
-
-/** Kills every process in the pods' cgroup and removes it, in every hierarchy (v1 or v2). */
-function killCgroup(parent: string): void {
-  const roots = ["/sys/fs/cgroup"];
-  try {
-    for (const e of readdirSync("/sys/fs/cgroup", { withFileTypes: true })) {
-      if (e.isDirectory()) roots.push(path.join("/sys/fs/cgroup", e.name));
-    }
-  } catch {
-    // no cgroup filesystem
-  }
-  for (const root of roots) {
-    const top = path.join(root, parent);
-    const dirs: string[] = [];
-    const walk = (p: string): void => {
-      let entries;
-      try {
-        entries = readdirSync(p, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      dirs.push(p);
-      for (const e of entries) if (e.isDirectory()) walk(path.join(p, e.name));
-    };
-    walk(top);
-    for (const p of dirs) {
-      let procs: string;
-      try {
-        procs = readFileSync(path.join(p, "cgroup.procs"), "utf8");
-      } catch {
-        continue;
-      }
-      for (const line of procs.split("\n")) {
-        const n = Number(line);
-        if (Number.isInteger(n) && n > 0) {
-          try {
-            process.kill(n, "SIGKILL");
-          } catch {
-            // already gone
-          }
-        }
-      }
-    }
-    for (const p of dirs.reverse()) {
-      try {
-        rmdirSync(p);
-      } catch {
-        // still busy or not ours to remove
-      }
-    }
-  }
-}
-
-function run(
-  file: string,
-  args: readonly string[],
-  options: { readonly env: NodeJS.ProcessEnv; readonly timeoutMs: number },
-): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
-      {
-        env: options.env,
-        timeout: options.timeoutMs,
-        maxBuffer: 64 * 1024 * 1024,
-        encoding: "utf8",
-      },
-      (err, stdout, stderr) => {
-        if (err === null) {
-          resolve({ code: 0, stdout, stderr });
-          return;
-        }
-        if (typeof err.code === "number") {
-          resolve({ code: err.code, stdout, stderr });
-          return;
-        }
-        if (err.killed === true || err.signal !== undefined) {
-          resolve({ code: null, stdout, stderr });
-          return;
-        }
-        reject(new CrioCommandError(`cannot run ${file}`, { cause: err }));
-      },
-    );
-  });
 }
 
 async function tail(file: string, lines = logTailLines): Promise<string> {

@@ -7,13 +7,11 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { stringify } from "yaml";
-import { z } from "zod";
 import { startControlPlane, type ControlPlane } from "./controlPlane.ts";
 import { installCrioDropIn, startNode, toolOutput, type Node } from "./node.ts";
 import { pushNodeImages, type NodeImages } from "./nodeImages.ts";
 import { createNodeNetwork, type NodeNetwork } from "./nodeNetwork.ts";
-import { OPERATOR_NAMESPACE } from "./policyHarness.ts";
-import { waitFor } from "./waitFor.ts";
+import { createPolicyHarness, OPERATOR_NAMESPACE } from "./policyHarness.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
 export { OPERATOR_NAMESPACE };
@@ -188,22 +186,6 @@ export function operatorOverlay(overlayDir: string, image: string): string {
   });
 }
 
-const layerConfigMapSchema = z.looseObject({
-  metadata: z.looseObject({
-    annotations: z.record(z.string(), z.string()).optional(),
-  }),
-});
-const nodeStatusSchema = z.looseObject({
-  status: z
-    .looseObject({
-      enforcing: z.boolean().optional(),
-      enforcingReason: z.string().optional(),
-      appliedRevisions: z.record(z.string(), z.string()).optional(),
-      lastError: z.string().optional(),
-    })
-    .optional(),
-});
-
 export interface InstallTimings {
   /** kubectl apply until both workloads rolled out. */
   readonly rolloutMs: number;
@@ -247,47 +229,26 @@ export async function installOperator(
   const rolloutMs = Date.now() - start;
 
   log("waiting until the agent has applied cluster.json at the published revision");
-  const node = cluster.node.name;
-  const revision = await waitFor(
-    "cluster.json applied on the node",
-    async () => {
-      const cm = layerConfigMapSchema.parse(
-        JSON.parse(
-          await cluster.kubectl([
-            "-n",
-            OPERATOR_NAMESPACE,
-            "get",
-            "configmap",
-            "imagepolicy-layer-cluster",
-            "-o",
-            "json",
-          ]),
-        ),
-      );
-      const published = cm.metadata.annotations?.["imagepolicy.dev/revision"];
-      const st = nodeStatusSchema.parse(
-        JSON.parse(await cluster.kubectl(["get", "imagepolicynodestatus", node, "-o", "json"])),
-      );
-      const applied = st.status?.appliedRevisions?.["cluster.json"];
-      return published !== undefined && applied === published ? published : undefined;
-    },
-    { timeoutMs: 180_000, intervalMs: 500, context: () => cluster.diagnostics() },
+  const harness = createPolicyHarness({
+    kubectl: (args, stdin) => cluster.kubectl(args, stdin),
+    node: cluster.node.name,
+    diagnostics: () => cluster.diagnostics(),
+    timeoutMs: 180_000,
+  });
+  await harness.waitFor("cluster.json applied on the node", async () =>
+    (await harness.converged([], [])) ? true : undefined,
   );
+  const revision = (await harness.nodeStatus())?.status?.appliedRevisions?.["cluster.json"];
   const clusterJsonMs = Date.now() - start - rolloutMs;
 
-  log(`cluster.json at revision ${revision}: installing the CRI-O drop-in and restarting CRI-O`);
+  log(
+    `cluster.json at revision ${String(revision)}: installing the CRI-O drop-in, restarting CRI-O`,
+  );
   const enforcingStart = Date.now();
   await installCrioDropIn(cluster.node);
   await cluster.node.restartCrio();
-  await waitFor(
-    "the agent to report enforcing: true",
-    async () => {
-      const st = nodeStatusSchema.parse(
-        JSON.parse(await cluster.kubectl(["get", "imagepolicynodestatus", node, "-o", "json"])),
-      );
-      return st.status?.enforcing === true ? true : undefined;
-    },
-    { timeoutMs: 180_000, intervalMs: 500, context: () => cluster.diagnostics() },
+  await harness.waitFor("the agent to report enforcing: true", async () =>
+    (await harness.nodeStatus())?.status?.enforcing === true ? true : undefined,
   );
   return { rolloutMs, clusterJsonMs, enforcingMs: Date.now() - enforcingStart };
 }

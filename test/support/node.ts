@@ -24,14 +24,15 @@
 //
 // Nothing is skipped: a binary that cannot be built, or a node that does not become Ready, throws
 // with the last lines of the kubelet's and CRI-O's logs.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { copyFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import type { ControlPlane } from "./controlPlane.ts";
 import { crioConfig, registriesConf, type RegistryEntry } from "./crio.ts";
-import { killCgroupTree, type NodeNetwork } from "./nodeNetwork.ts";
+import { killCgroupTree } from "./cgroups.ts";
+import { execTool, type CommandResult } from "./execTool.ts";
+import { ManagedProcess, ProcessStartError } from "./managedProcess.ts";
+import type { NodeNetwork } from "./nodeNetwork.ts";
 
 export class NodeError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -46,12 +47,7 @@ export class NodeBuildError extends NodeError {}
 /** A node process exited, or the Node did not become Ready in time. */
 export class NodeStartError extends NodeError {}
 
-export interface CommandResult {
-  /** Exit code; null when killed (timeout). */
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type { CommandResult };
 
 export interface NodeOptions {
   /** Working directory: the node's private files, CRI-O's storage, configuration, logs. */
@@ -93,7 +89,6 @@ export interface Node {
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
 const logTailLines = 40;
-const stopGraceMs = 10_000;
 
 /** Paths the node sees privately: node path -> directory under `<dir>/root`. */
 const privateMounts = [
@@ -108,7 +103,7 @@ const privateMounts = [
 /** Runs a hack/tools script that prints one directory (or reference) as its last line. */
 export async function toolOutput(script: string): Promise<string> {
   const file = path.join(repoRoot, "hack/tools", script);
-  const r = await run(file, [], { timeoutMs: 3_600_000 });
+  const r = await execTool(file, [], { timeoutMs: 3_600_000 });
   const out = r.stdout.trim().split("\n").at(-1) ?? "";
   if (r.code !== 0 || out === "") {
     throw new NodeBuildError(
@@ -212,7 +207,7 @@ export async function startNode(opts: NodeOptions): Promise<Node> {
   createCgroupRoot(net.cgroupRoot);
 
   // --- processes ------------------------------------------------------------------------------
-  const processes: NodeProcess[] = [];
+  const processes: ManagedProcess[] = [];
   const killAllNow = (): void => {
     for (const p of processes) p.killNow();
     killCgroupTree(net.cgroupRoot);
@@ -222,7 +217,7 @@ export async function startNode(opts: NodeOptions): Promise<Node> {
   const holderScript = d("mount-namespace.sh");
   await writeFile(holderScript, holderScriptText, { mode: 0o755 });
   const holderReady = d("mount-namespace.ready");
-  const holder = NodeProcess.spawn(
+  const holder = ManagedProcess.spawn(
     "mount-namespace",
     "nsenter",
     [
@@ -252,17 +247,17 @@ export async function startNode(opts: NodeOptions): Promise<Node> {
     file: string,
     args: readonly string[],
     logName: string,
-  ): NodeProcess =>
-    NodeProcess.spawn(
+  ): ManagedProcess =>
+    ManagedProcess.spawn(
       label,
       "nsenter",
       [`--net=${net.netnsPath}`, `--mount=/proc/${String(holder.pid)}/ns/mnt`, "--", file, ...args],
       d("logs", logName),
-      env,
+      { env, stopGraceMs: 10_000 },
     );
 
   /** The running CRI-O and kubelet. */
-  const current: { crio?: NodeProcess; kubelet?: NodeProcess } = {};
+  const current: { crio?: ManagedProcess; kubelet?: ManagedProcess } = {};
   const crictlConfig = d("crictl.yaml");
   const hostSocket = hostPath(socket);
   await writeFile(
@@ -270,7 +265,7 @@ export async function startNode(opts: NodeOptions): Promise<Node> {
     `runtime-endpoint: unix://${hostSocket}\nimage-endpoint: unix://${hostSocket}\ntimeout: 60\n`,
   );
   const crictl = (args: readonly string[]): Promise<CommandResult> =>
-    run(path.join(crioBin, "crictl"), ["--config", crictlConfig, ...args], {
+    execTool(path.join(crioBin, "crictl"), ["--config", crictlConfig, ...args], {
       timeoutMs: 120_000,
     });
 
@@ -300,7 +295,7 @@ export async function startNode(opts: NodeOptions): Promise<Node> {
     stopped = true;
     // The kubelet first (it would restart what is killed), then the pods, then the rest.
     for (const p of [...processes].reverse()) {
-      if (p.label === "kubelet" || p.label === "kube-proxy") await p.stop();
+      if (p.name === "kubelet" || p.name === "kube-proxy") await p.stop();
     }
     if (current.crio !== undefined && !current.crio.exited) {
       await crictl(["rmp", "--all", "--force"]).catch(() => undefined);
@@ -370,7 +365,11 @@ export async function startNode(opts: NodeOptions): Promise<Node> {
   } catch (error) {
     const tailText = await logTail();
     await stop();
-    const detail = error instanceof NodeStartError ? error.message : tailText;
+    // A readiness failure already carries the logs; anything else gets them here.
+    const detail =
+      error instanceof ProcessStartError
+        ? error.message
+        : `${error instanceof Error ? error.message : String(error)}\n${tailText}`;
     throw new NodeStartError(`the node ${name} did not start: ${detail}`, { cause: error });
   }
 
@@ -587,129 +586,6 @@ if [ -n "$spec" ] && [ -f "$spec" ]; then
 fi
 exec ${JSON.stringify(runc)} "$@"
 `;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Processes
-
-class NodeProcess {
-  #exitCode: number | null | undefined = undefined;
-  readonly #exited: Promise<void>;
-  readonly label: string;
-  readonly logPath: string;
-  readonly pid: number;
-  readonly #child: ChildProcess;
-
-  private constructor(label: string, logPath: string, child: ChildProcess, pid: number) {
-    this.label = label;
-    this.logPath = logPath;
-    this.#child = child;
-    this.pid = pid;
-    this.#exited = new Promise((resolve) => {
-      child.once("exit", (code, signal) => {
-        this.#exitCode = code ?? (signal === null ? -1 : -2);
-        resolve();
-      });
-      child.once("error", () => {
-        this.#exitCode ??= -1;
-        resolve();
-      });
-    });
-  }
-
-  static spawn(
-    label: string,
-    file: string,
-    args: readonly string[],
-    logPath: string,
-    env?: NodeJS.ProcessEnv,
-  ): NodeProcess {
-    mkdirSync(path.dirname(logPath), { recursive: true });
-    const fd = openSync(logPath, "a");
-    try {
-      // setpriv --pdeathsig: the kernel kills it if this process dies without cleaning up
-      // (nsenter and unshare exec in place, so the signal reaches the daemon itself).
-      const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", file, ...args], {
-        stdio: ["ignore", fd, fd],
-        ...(env === undefined ? {} : { env }),
-      });
-      if (child.pid === undefined) throw new NodeStartError(`cannot spawn ${label}`);
-      return new NodeProcess(label, logPath, child, child.pid);
-    } finally {
-      closeSync(fd);
-    }
-  }
-
-  get exited(): boolean {
-    return this.#exitCode !== undefined;
-  }
-
-  async waitReady(
-    timeoutMs: number,
-    probe: () => Promise<boolean>,
-    context: () => Promise<string>,
-  ): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown;
-    while (Date.now() < deadline) {
-      if (this.exited) {
-        throw new NodeStartError(
-          `${this.label} exited (code ${String(this.#exitCode)}) before becoming ready\n${await context()}`,
-        );
-      }
-      try {
-        if (await probe()) return;
-      } catch (error) {
-        last = error;
-      }
-      await delay(500);
-    }
-    throw new NodeStartError(
-      `${this.label} did not become ready within ${String(timeoutMs)} ms\n${await context()}`,
-      { cause: last },
-    );
-  }
-
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    this.#child.kill("SIGTERM");
-    const timer = setTimeout(() => this.#child.kill("SIGKILL"), stopGraceMs);
-    await this.#exited;
-    clearTimeout(timer);
-  }
-
-  killNow(): void {
-    if (!this.exited) this.#child.kill("SIGKILL");
-  }
-}
-
-function run(
-  file: string,
-  args: readonly string[],
-  options: { readonly timeoutMs: number },
-): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
-      { timeout: options.timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: "utf8" },
-      (error, stdout, stderr) => {
-        if (error === null) {
-          resolve({ code: 0, stdout, stderr });
-          return;
-        }
-        if (typeof error.code === "number") {
-          resolve({ code: error.code, stdout, stderr });
-          return;
-        }
-        if (error.killed === true || error.signal !== undefined) {
-          resolve({ code: null, stdout, stderr });
-          return;
-        }
-        reject(new NodeError(`cannot run ${file}`, { cause: error }));
-      },
-    );
-  });
 }
 
 function lastLines(text: string, n: number): string {

@@ -13,9 +13,10 @@
 // pid. A slot whose owner is dead is cleaned (its processes killed through its cgroup, its
 // namespace deleted) and reused; nobody else's node is ever touched.
 import { execFile } from "node:child_process";
-import { readdirSync, readFileSync, rmdirSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, statSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { killCgroupTree } from "./cgroups.ts";
 
 export class NodeNetworkError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -206,62 +207,6 @@ function parseOwner(text: string): Owner | undefined {
   const pid: unknown = Reflect.get(value, "pid");
   const dir: unknown = Reflect.get(value, "dir");
   return typeof pid === "number" && typeof dir === "string" ? { pid, dir } : undefined;
-}
-
-/**
- * Kills every process under `parent` in every cgroup v1 hierarchy (and the v2 root, if mounted)
- * and removes the cgroups, deepest first.
- */
-export function killCgroupTree(parent: string): void {
-  const roots = ["/sys/fs/cgroup"];
-  try {
-    for (const e of readdirSync("/sys/fs/cgroup", { withFileTypes: true })) {
-      if (e.isDirectory()) roots.push(path.join("/sys/fs/cgroup", e.name));
-    }
-  } catch {
-    return;
-  }
-  for (let pass = 0; pass < 3; pass++) {
-    for (const root of roots) {
-      const dirs: string[] = [];
-      const walk = (p: string): void => {
-        let entries;
-        try {
-          entries = readdirSync(p, { withFileTypes: true });
-        } catch {
-          return;
-        }
-        dirs.push(p);
-        for (const e of entries) if (e.isDirectory()) walk(path.join(p, e.name));
-      };
-      walk(path.join(root, parent));
-      for (const p of dirs) {
-        let procs: string;
-        try {
-          procs = readFileSync(path.join(p, "cgroup.procs"), "utf8");
-        } catch {
-          continue;
-        }
-        for (const line of procs.split("\n")) {
-          const pid = Number(line);
-          if (Number.isInteger(pid) && pid > 0) {
-            try {
-              process.kill(pid, "SIGKILL");
-            } catch {
-              // already gone
-            }
-          }
-        }
-      }
-      for (const p of dirs.reverse()) {
-        try {
-          rmdirSync(p);
-        } catch {
-          // still busy (a process exiting); the next pass retries
-        }
-      }
-    }
-  }
 }
 
 function ip(...args: string[]): Promise<string> {
