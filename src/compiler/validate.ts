@@ -167,25 +167,19 @@ function compileRequirement(
             : src.keySecretRef !== undefined
               ? keyFromRef(c, `${field}.keySecretRef`, src.keySecretRef, policyNamespace, secrets)
               : c.add(field, "Invalid", "exactly one of keyData or keySecretRef is required");
-        if (
-          data.ok &&
-          c.check(
-            src.keyData !== undefined ? `${field}.keyData` : `${field}.keySecretRef`,
-            checkPublicKey(data.value),
-          )
-        ) {
-          keys.push(data.value);
-        }
+        const key = data.ok ? checkPublicKey(data.value) : undefined;
+        const keyField = src.keyData !== undefined ? `${field}.keyData` : `${field}.keySecretRef`;
+        if (key !== undefined && c.check(keyField, key) && key.ok) keys.push(key.canonical);
       });
-      if (pk.rekorKeyData !== undefined)
-        c.check(`${base}.publicKey.rekorKeyData`, checkPublicKey(pk.rekorKeyData));
-      if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
+      const rekor = pk.rekorKeyData === undefined ? undefined : checkPublicKey(pk.rekorKeyData);
+      if (rekor !== undefined) c.check(`${base}.publicKey.rekorKeyData`, rekor);
+      if (c.diagnostics.length > 0 || !id.ok || rekor?.ok === false) return { ok: false };
       return {
         ok: true,
         value: {
           kind: "sigstoreKeys",
           keys: sortedUnique(keys),
-          ...(pk.rekorKeyData === undefined ? {} : { rekorKeys: [pk.rekorKeyData] }),
+          ...(rekor?.ok === true ? { rekorKeys: [rekor.canonical] } : {}),
           ...identity,
         },
       };
@@ -193,15 +187,17 @@ function compileRequirement(
     case "FulcioCAWithRekor": {
       const f = rot.fulcioCAWithRekor;
       if (f === undefined) return c.add(`${base}.fulcioCAWithRekor`, "Invalid", "required");
-      c.check(`${base}.fulcioCAWithRekor.fulcioCAData`, checkCertificates(f.fulcioCAData));
-      c.check(`${base}.fulcioCAWithRekor.rekorKeyData`, checkPublicKey(f.rekorKeyData));
-      if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
+      const ca = checkCertificates(f.fulcioCAData);
+      const rekor = checkPublicKey(f.rekorKeyData);
+      c.check(`${base}.fulcioCAWithRekor.fulcioCAData`, ca);
+      c.check(`${base}.fulcioCAWithRekor.rekorKeyData`, rekor);
+      if (c.diagnostics.length > 0 || !id.ok || !ca.ok || !rekor.ok) return { ok: false };
       return {
         ok: true,
         value: {
           kind: "fulcio",
-          caData: f.fulcioCAData,
-          rekorKeys: [f.rekorKeyData],
+          caData: ca.canonical,
+          rekorKeys: [rekor.canonical],
           oidcIssuer: f.fulcioSubject.oidcIssuer,
           subjectEmail: f.fulcioSubject.signedEmail,
           ...identity,
@@ -211,20 +207,21 @@ function compileRequirement(
     case "PKI": {
       const p = rot.pki;
       if (p === undefined) return c.add(`${base}.pki`, "Invalid", "required");
-      c.check(`${base}.pki.caRootsData`, checkCertificates(p.caRootsData));
-      if (p.caIntermediatesData !== undefined) {
-        c.check(`${base}.pki.caIntermediatesData`, checkCertificates(p.caIntermediatesData));
+      const roots = checkCertificates(p.caRootsData);
+      c.check(`${base}.pki.caRootsData`, roots);
+      const mids =
+        p.caIntermediatesData === undefined ? undefined : checkCertificates(p.caIntermediatesData);
+      if (mids !== undefined) c.check(`${base}.pki.caIntermediatesData`, mids);
+      if (c.diagnostics.length > 0 || !id.ok || !roots.ok || mids?.ok === false) {
+        return { ok: false };
       }
-      if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
       const subject = p.pkiCertificateSubject;
       return {
         ok: true,
         value: {
           kind: "pki",
-          caRootsData: p.caRootsData,
-          ...(p.caIntermediatesData === undefined
-            ? {}
-            : { caIntermediatesData: p.caIntermediatesData }),
+          caRootsData: roots.canonical,
+          ...(mids?.ok === true ? { caIntermediatesData: mids.canonical } : {}),
           ...(subject.email === undefined ? {} : { subjectEmail: subject.email }),
           ...(subject.hostname === undefined ? {} : { subjectHostname: subject.hostname }),
           ...identity,
@@ -234,13 +231,14 @@ function compileRequirement(
     case "GPGKey": {
       const g = rot.gpgKey;
       if (g === undefined) return c.add(`${base}.gpgKey`, "Invalid", "required");
-      c.check(`${base}.gpgKey.keyData`, checkGpgKeyring(g.keyData));
-      if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
+      const keyring = checkGpgKeyring(g.keyData);
+      c.check(`${base}.gpgKey.keyData`, keyring);
+      if (c.diagnostics.length > 0 || !id.ok || !keyring.ok) return { ok: false };
       return {
         ok: true,
         value: {
           kind: "gpg",
-          keyring: g.keyData,
+          keyring: keyring.canonical,
           ...(g.lookaside === undefined ? {} : { lookaside: g.lookaside }),
           ...identity,
         },
