@@ -33,7 +33,7 @@ async function failure(paths: string[]): Promise<ManifestReadError> {
     await readManifests(paths);
   } catch (err) {
     if (err instanceof ManifestReadError) return err;
-    throw err;
+    throw new ExpectedFailure("not a ManifestReadError", { cause: err });
   }
   throw new ExpectedFailure("read without error");
 }
