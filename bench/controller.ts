@@ -109,7 +109,7 @@ function protectedImages(): PlanInput["protectedImages"] {
 
 /** The controller's default quota and lookaside settings (src/controller/flags.ts). */
 const TRUST = {
-  quota: { maxPolicies: 64, maxScopes: 1024, maxBytes: 262_144 },
+  quota: { maxPolicies: 256, maxScopes: 1024, maxBytes: 262_144 },
   namespaceLookasidePrefixes: [],
 } as const;
 

@@ -18,7 +18,7 @@ export const USAGE = `usage: imagepolicy controller [flags]
                                without NS=, in every namespace (repeatable)
   --protected-namespace NS     the images of every pod running in NS are protected there
                                (repeatable; default kube-system; --protected-namespace= for none)
-  --namespace-max-policies N   ImagePolicies one namespace's layer may hold (default 64)
+  --namespace-max-policies N   ImagePolicies one namespace's layer may hold (default 256)
   --namespace-max-scopes N     scopes one namespace's layer may hold (default 1024)
   --namespace-max-bytes N      bytes one namespace's layer may hold (default 262144)
   --namespace-lookaside-prefix URL
@@ -99,7 +99,7 @@ export function parseFlags(argv: readonly string[], pid: number): ControllerConf
         "pause-image": { type: "string", default: "registry.k8s.io/pause:3.10" },
         "protected-image": { type: "string", multiple: true, default: [] },
         "protected-namespace": { type: "string", multiple: true, default: ["kube-system"] },
-        "namespace-max-policies": { type: "string", default: "64" },
+        "namespace-max-policies": { type: "string", default: "256" },
         "namespace-max-scopes": { type: "string", default: "1024" },
         "namespace-max-bytes": { type: "string", default: "262144" },
         "namespace-lookaside-prefix": { type: "string", multiple: true, default: [] },

@@ -21,7 +21,11 @@ import type { ProtectedImage } from "./plan.ts";
 /** Pods of the protected namespaces: only their images are read. */
 const PODS: Resource = { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true };
 
-/** Pause (every namespace), the operator's own image (its namespace) and --protected-image. */
+/** Pause and the operator's own image (cluster.json and the operator namespace's file), and
+ * --protected-image. CRI-O pulls the sandbox (pause) image itself when it creates a pod sandbox,
+ * not through an image pull request carrying the pod's namespace, so cluster.json is the policy
+ * that decides it; `--protected-image=REF` (no namespace) protects an image in every namespace
+ * for whoever wants that too. */
 export function staticProtectedImages(config: ControllerConfig): ProtectedImage[] {
   const out: ProtectedImage[] = [];
   const add = (
@@ -34,7 +38,7 @@ export function staticProtectedImages(config: ControllerConfig): ProtectedImage[
     const p = parseImage(image);
     if (p.ok) out.push({ reference: p.reference, reason, namespaces, what });
   };
-  add(config.pauseImage, "WouldRejectPause", "all", "the pause image (--pause-image)");
+  add(config.pauseImage, "WouldRejectPause", [config.namespace], "the pause image (--pause-image)");
   add(config.operatorImage, "WouldRejectOperator", [config.namespace], "the operator's own image");
   for (const { namespace, image } of config.protectedImages) {
     add(

@@ -17,7 +17,7 @@
 import { parseObject } from "../api/parse.ts";
 import { refOf, type AnyImagePolicy, type ObjectRef } from "../api/types.ts";
 import { canonicalJson } from "../canonicalJson.ts";
-import { combinedRequirements, decide, indexLayer, type ScopeIndex } from "../compiler/combine.ts";
+import { decide, indexLayer, type ScopeIndex } from "../compiler/combine.ts";
 import type { CrioVersion } from "../compiler/crioVersion.ts";
 import type { Diagnostic } from "../compiler/diagnostics.ts";
 import { makeLayer, serializeLayer, type Layer, type LayerPolicy } from "../compiler/layer.ts";
@@ -503,40 +503,32 @@ function applies(image: ProtectedImage, namespace: string): boolean {
   return image.namespaces === "all" || image.namespaces.includes(namespace);
 }
 
-/** Every protected image some document would not accept unconditionally. */
-function exposures(
-  cluster: ScopeIndex,
-  namespaces: ReadonlyMap<string, ScopeIndex>,
+function describeRequirements(reqs: readonly Requirement[]): string {
+  return reqs.some((r) => r.kind === "reject")
+    ? "rejects it"
+    : `requires ${[...new Set(reqs.map((r) => r.kind))].join(" and ")} for it`;
+}
+
+/** The protected images a layer's own decision does not accept unconditionally. A document is
+ * the AND of the cluster decision and (for <ns>.json) the namespace decision, and an AND accepts
+ * unconditionally exactly when both sides do: so cluster.json's exposures plus each namespace
+ * layer's own are every document's, and each layer can be checked on its own. */
+function layerExposures(
+  index: ScopeIndex,
+  ns: string | undefined,
   images: readonly ProtectedImage[],
-  only?: string,
 ): Exposure[] {
   const out: Exposure[] = [];
-  const describe = (reqs: readonly Requirement[]): string =>
-    reqs.some((r) => r.kind === "reject")
-      ? "rejects it"
-      : `requires ${[...new Set(reqs.map((r) => r.kind))].join(" and ")} for it`;
   for (const image of images) {
-    if (only === undefined) {
-      const reqs = combinedRequirements([cluster], image.reference);
-      if (!unconditional(reqs)) {
-        out.push({
-          image,
-          namespace: undefined,
-          message: `cluster.json ${describe(reqs)}: ${image.reference} (${image.what})`,
-        });
-      }
-    }
-    for (const [ns, index] of namespaces) {
-      if ((only !== undefined && ns !== only) || !applies(image, ns)) continue;
-      const reqs = combinedRequirements([cluster, index], image.reference);
-      if (!unconditional(reqs)) {
-        out.push({
-          image,
-          namespace: ns,
-          message: `${ns}.json ${describe(reqs)}: ${image.reference} (${image.what})`,
-        });
-      }
-    }
+    if (ns !== undefined && !applies(image, ns)) continue;
+    const reqs = decide(index, image.reference)?.entry.requirements ?? [];
+    if (unconditional(reqs)) continue;
+    const where = ns === undefined ? "cluster.json" : `${ns}.json (the ImagePolicies of ${ns})`;
+    out.push({
+      image,
+      namespace: ns,
+      message: `${where} ${describeRequirements(reqs)}: ${image.reference} (${image.what})`,
+    });
   }
   return out;
 }
@@ -544,56 +536,53 @@ function exposures(
 const exposureKey = (e: Exposure): string => `${e.namespace ?? ""}\n${e.image.reference}`;
 
 /** Rule 5. Accepts new forms one at a time (in key order) on top of the published ones, refusing
- * each one whose acceptance would expose a protected image that was not exposed already. Cluster
- * policies first, against every document; then each namespace's own, against its document. What
- * stays exposed without anything new (a deleted exception) is put on the policies that decide it. */
+ * each one whose acceptance would expose a protected image that was not exposed already: the
+ * cluster layer's, then each namespace layer's on its own (see layerExposures). What stays
+ * exposed without anything new (a deleted exception) is put on the policies that decide it. */
 function refuseLockOuts(candidates: Candidate[], input: PlanInput, warnings: string[]): void {
   const images = input.protectedImages;
   if (images.length === 0) return;
-  const check = (only?: string): Exposure[] => {
-    const { cluster, namespaces } = indexes(candidates);
-    return exposures(cluster, namespaces, images, only);
-  };
-  const tryFresh = (fresh: Candidate[], only?: string): void => {
-    for (const c of fresh) c.chosen = c.previous;
-    const base = new Set(check(only).map(exposureKey));
-    for (const c of fresh) {
-      c.chosen = c.current;
-      const added = check(only).find((e) => !base.has(exposureKey(e)));
-      if (added !== undefined) {
-        refuse(
-          c,
-          {
-            field: "spec",
-            reason: added.image.reason,
-            message: `accepting this policy would no longer accept unconditionally ${added.image.reference}, ${added.image.what}: ${added.message}`,
-          },
-          c.previous,
-        );
+  const layers = new Map<string | undefined, Candidate[]>();
+  for (const c of candidates) {
+    const list = layers.get(c.ref.namespace);
+    if (list === undefined) layers.set(c.ref.namespace, [c]);
+    else list.push(c);
+  }
+  const indexOf = (ns: string | undefined, list: readonly Candidate[]): ScopeIndex =>
+    indexLayer(
+      makeLayer(
+        ns,
+        list.flatMap((c) => (c.chosen === undefined ? [] : [c.chosen])),
+      ),
+    );
+  const byKey = new Map(candidates.map((c) => [outcomeKey(c.ref), c]));
+  for (const [ns, list] of layers) {
+    if (ns !== undefined && !images.some((i) => applies(i, ns))) continue;
+    const exposed = (): Exposure[] => layerExposures(indexOf(ns, list), ns, images);
+    if (exposed().length > 0) {
+      const fresh = list.filter(isFresh);
+      for (const c of fresh) c.chosen = c.previous;
+      const base = new Set(exposed().map(exposureKey));
+      for (const c of fresh) {
+        c.chosen = c.current;
+        const added = exposed().find((e) => !base.has(exposureKey(e)));
+        if (added !== undefined) {
+          refuse(
+            c,
+            {
+              field: "spec",
+              reason: added.image.reason,
+              message: `accepting this policy would no longer accept unconditionally ${added.image.reference}, ${added.image.what}: ${added.message}`,
+            },
+            c.previous,
+          );
+        }
       }
     }
-  };
-  if (check().length > 0) {
-    tryFresh(candidates.filter((c) => c.ref.namespace === undefined && isFresh(c)));
-    const byNs = new Map<string, Candidate[]>();
-    for (const c of candidates) {
-      if (c.ref.namespace === undefined || !isFresh(c)) continue;
-      byNs.set(c.ref.namespace, [...(byNs.get(c.ref.namespace) ?? []), c]);
-    }
-    for (const [ns, fresh] of byNs) {
-      if (check(ns).length > 0) tryFresh(fresh, ns);
-    }
-  }
-  const left = check();
-  if (left.length === 0) return;
-  const { cluster, namespaces } = indexes(candidates);
-  const byKey = new Map(candidates.map((c) => [outcomeKey(c.ref), c]));
-  for (const e of left) {
-    warnings.push(`protected image exposed: ${e.message}`);
-    const layers = e.namespace === undefined ? [cluster] : [cluster, namespaces.get(e.namespace)];
-    for (const layer of layers) {
-      if (layer === undefined) continue;
-      for (const source of decide(layer, e.image.reference)?.entry.sources ?? []) {
+    const index = indexOf(ns, list);
+    for (const e of layerExposures(index, ns, images)) {
+      warnings.push(`protected image exposed: ${e.message}`);
+      for (const source of decide(index, e.image.reference)?.entry.sources ?? []) {
         byKey.get(outcomeKey(source))?.exposures.push(e);
       }
     }

@@ -3,6 +3,14 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  armor,
+  gpgSecretArmored,
+  gpgSecretPackets,
+  opensslTextDump,
+  PUBLIC_KEY_PACKET_BYTES,
+  publicKeyring,
+} from "../support/keyMaterial.ts";
+import {
   checkCertificates,
   checkGpgKeyring,
   checkPublicKey,
@@ -17,13 +25,11 @@ const pem = (type: "ec" | "rsa" | "ed25519", opts: object = {}) => {
     pub: pair.publicKey.export({ type: "spki", format: "pem" }).toString(),
     priv: pair.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
     sec1: type === "ec" ? pair.privateKey.export({ type: "sec1", format: "pem" }).toString() : "",
-    d: pair.privateKey.export({ format: "jwk" }).d ?? "",
   };
 };
 const fixtures = path.join(import.meta.dirname, "..", "fixtures");
 const caPem = readFileSync(path.join(fixtures, "test-ca.pem"), "utf8");
 const fixturePub = readFileSync(path.join(fixtures, "keys", "a.pub"), "utf8");
-const gpgSecretArmored = readFileSync(path.join(fixtures, "keys", "gpg-secret.asc"), "utf8");
 
 function canonical(r: KeyCheck): string {
   if (!r.ok) throw new Error(`refused: ${r.reason}`);
@@ -32,56 +38,6 @@ function canonical(r: KeyCheck): string {
 function reason(r: KeyCheck): string {
   if (r.ok) throw new Error("accepted");
   return r.reason;
-}
-
-/** What `openssl ec -in key.pem -pubout -text` prints: the private scalar in hex, then the
- * public PEM. */
-function opensslTextDump(key: ReturnType<typeof pem>): string {
-  const hex = Buffer.from(key.d, "base64url").toString("hex").match(/../g) ?? [];
-  return `Private-Key: (256 bit)\npriv:\n    ${hex.join(":")}\nASN1 OID: prime256v1\nNIST CURVE: P-256\n${key.pub}`;
-}
-
-/** Binary packets from an armoured block (the fixture secret key), without checking its CRC. */
-function dearmored(text: string): Buffer {
-  const lines = text.trim().split("\n");
-  const start = lines.indexOf("") + 1;
-  const body = lines.slice(start, -1).filter((l) => !l.startsWith("="));
-  return Buffer.from(body.join(""), "base64");
-}
-
-/** A minimal transferable public key: a v4 public-key packet (old format, 2-byte length), a user
- * ID packet and a signature packet, each with a synthetic body. */
-function publicKeyring(): Buffer {
-  const pubBody = Buffer.concat([Buffer.from([4, 0x65, 0, 0, 0, 1]), Buffer.alloc(32, 7)]);
-  const uid = Buffer.from("test <test@imagepolicy.invalid>");
-  const sig = Buffer.from([4, 0x13, 1, 8, 0, 0, 0, 0]);
-  return Buffer.concat([
-    Buffer.from([0x99, 0, pubBody.length]),
-    pubBody,
-    Buffer.from([0xb4, uid.length]),
-    uid,
-    Buffer.from([0x89, 0, sig.length]),
-    sig,
-  ]);
-}
-
-function crc24(data: Buffer): Buffer {
-  let crc = 0xb704ce;
-  for (const byte of data) {
-    crc ^= byte << 16;
-    for (let k = 0; k < 8; k++) {
-      crc <<= 1;
-      if ((crc & 0x1000000) !== 0) crc ^= 0x1864cfb;
-    }
-  }
-  const out = Buffer.alloc(3);
-  out.writeUIntBE(crc & 0xffffff, 0, 3);
-  return out;
-}
-
-function armor(bytes: Buffer, headers = "Comment: test\n"): string {
-  const lines = bytes.toString("base64").match(/.{1,64}/g) ?? [];
-  return `-----BEGIN PGP PUBLIC KEY BLOCK-----\n${headers}\n${lines.join("\n")}\n=${crc24(bytes).toString("base64")}\n-----END PGP PUBLIC KEY BLOCK-----\n`;
 }
 
 describe("checkPublicKey", () => {
@@ -115,7 +71,7 @@ describe("checkPublicKey", () => {
     ["a SEC1 private key", pem("ec", { namedCurve: "prime256v1" }).sec1, "EC PRIVATE KEY"],
     [
       "an openssl -text dump (public PEM after the private key in hex)",
-      opensslTextDump(pem("ec", { namedCurve: "prime256v1" })),
+      opensslTextDump().dump,
       "text outside the PEM block",
     ],
     [
@@ -146,7 +102,7 @@ describe("checkPublicKey", () => {
 
   it("refuses input that is not base64, and never quotes the input in its reason", () => {
     expect(reason(checkPublicKey("not base64 at all!"))).toBe("not base64");
-    const dump = opensslTextDump(pem("ec", { namedCurve: "prime256v1" }));
+    const dump = opensslTextDump().dump;
     const r = reason(checkPublicKey(b64(dump)));
     expect(r).not.toMatch(/[0-9a-f]{2}:[0-9a-f]{2}/);
   });
@@ -178,7 +134,7 @@ describe("checkCertificates", () => {
 
 describe("checkGpgKeyring", () => {
   const keyring = publicKeyring();
-  const secret = dearmored(gpgSecretArmored);
+  const secret = gpgSecretPackets();
 
   it("accepts a binary public keyring and publishes it unchanged", () => {
     expect(canonical(checkGpgKeyring(b64(keyring)))).toBe(b64(keyring));
@@ -194,7 +150,7 @@ describe("checkGpgKeyring", () => {
   });
 
   it.each([
-    ["an armoured private key block", gpgSecretArmored, "PRIVATE"],
+    ["an armoured private key block", gpgSecretArmored(), "PRIVATE"],
     ["a binary secret key", secret, "secret key"],
     [
       "a public keyring followed by a secret-key packet",
@@ -220,7 +176,11 @@ describe("checkGpgKeyring", () => {
     ["trailing garbage", Buffer.concat([keyring, Buffer.from("hi")]), "not an OpenPGP packet"],
     ["a bad armour checksum", armor(keyring).replace(/\n=.*\n/, "\n=AAAA\n"), "checksum"],
     ["text after the armour", armor(keyring) + "secret: 1234\n", "nothing around it"],
-    ["a keyring that starts with a user ID", keyring.subarray(41), "first packet"],
+    [
+      "a keyring that starts with a user ID",
+      keyring.subarray(PUBLIC_KEY_PACKET_BYTES),
+      "first packet",
+    ],
   ])("refuses %s", (_name, input, expected) => {
     expect(reason(checkGpgKeyring(b64(input)))).toContain(expected);
   });

@@ -181,7 +181,7 @@ export async function fakeController(world: FakeWorld): Promise<FakeController> 
       namespace: world.namespace ?? "imagepolicy-system",
       crioVersionOverride: undefined,
       protectedImages: [],
-      quota: { maxPolicies: 64, maxScopes: 1024, maxBytes: 262_144 },
+      quota: { maxPolicies: 256, maxScopes: 1024, maxBytes: 262_144 },
       namespaceLookasidePrefixes: [],
     },
     {
