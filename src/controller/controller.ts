@@ -81,6 +81,9 @@ export interface ControllerDeps {
   readonly secretInformer: SecretInformerFactory;
 }
 
+/** How long a newly watched Secret may stay unread before policies that need it say so. */
+const SECRET_GRACE_MS = 10_000;
+
 /** What a ConfigMap holds at most: the API server refuses data (keys and values) over 1 MiB. */
 export const MAX_LAYER_BYTES = 1024 * 1024 - LAYER_KEY.length;
 
@@ -126,9 +129,13 @@ export class Controller {
   constructor(options: ControllerOptions, deps: ControllerDeps) {
     this.#o = options;
     this.#d = deps;
-    this.#secrets = new SecretWatches(deps.secretInformer, () => {
-      deps.queue.add(LAYERS_KEY);
-    });
+    this.#secrets = new SecretWatches(
+      deps.secretInformer,
+      () => {
+        deps.queue.add(LAYERS_KEY);
+      },
+      deps.clock,
+    );
   }
 
   /** Registers the event handlers and starts every informer. */
@@ -244,10 +251,14 @@ export class Controller {
     const objects = [...informers.clusterImagePolicies.list(), ...informers.imagePolicies.list()];
     await this.#secrets.watch(referencedSecrets(objects, ns));
     metrics.secretsWatched.set(this.#secrets.size);
+    const unread = this.#secrets.unread(SECRET_GRACE_MS);
+    // Settling Secrets become pending (and say so) if they are still unread after the grace.
+    if (unread.settling.size > 0) this.#d.queue.addAfter(LAYERS_KEY, SECRET_GRACE_MS);
     const p = plan({
       objects,
       secrets: this.#secrets.lookup,
-      pendingSecrets: this.#secrets.pending(),
+      pendingSecrets: unread.pending,
+      settlingSecrets: unread.settling,
       target: this.target(),
       publishedCluster: published.cluster,
       publishedNamespaces: published.namespaces,

@@ -81,6 +81,10 @@ export interface PlanInput extends TrustSettings {
   /** Secrets (namespace/name) the controller has not read yet: a policy that needs one keeps
    * its published form until it is read. */
   readonly pendingSecrets?: ReadonlySet<string>;
+  /** Secrets watched for a few seconds only and not read yet: a policy that needs one and whose
+   * published form is its current generation keeps it without a refusal (a restart lists every
+   * Secret anew); any other keeps what it has and says SecretPending. */
+  readonly settlingSecrets?: ReadonlySet<string>;
 }
 
 /** A protected image the published policies do not accept unconditionally although nothing new
@@ -256,9 +260,31 @@ export function plan(input: PlanInput): Plan {
     if (policy !== undefined) {
       const foreign = foreignSecretRefs(policy, input.operatorNamespace);
       refusals.push(...foreign);
-      const pending = secretRefsOf(policy).filter((r) =>
-        input.pendingSecrets?.has(`${r.namespace ?? ""}/${r.name}`),
+      const previous = previousOf(input, ref);
+      const upToDate = previous !== undefined && previous.generation === generationOf(raw);
+      const pending = secretRefsOf(policy).filter((r) => {
+        const key = `${r.namespace ?? ""}/${r.name}`;
+        return (
+          input.pendingSecrets?.has(key) === true ||
+          (input.settlingSecrets?.has(key) === true && !upToDate)
+        );
+      });
+      const settling = secretRefsOf(policy).some((r) =>
+        input.settlingSecrets?.has(`${r.namespace ?? ""}/${r.name}`),
       );
+      if (settling && upToDate && pending.length === 0 && refusals.length === 0) {
+        // Its published form is this generation's: keep it while the Secret is being read.
+        candidates.push({
+          ref,
+          generation: generationOf(raw),
+          current: previous,
+          previous,
+          refusals,
+          chosen: previous,
+          exposures: [],
+        });
+        continue;
+      }
       for (const r of pending) {
         refusals.push({
           field: r.field,

@@ -7,10 +7,13 @@
 // unreferenced Secret costs the controller nothing: no cache, no event, no memory.
 //
 // A Secret whose informer has not listed yet (just referenced, or the controller may not read it)
-// is "pending": policies that need it keep their published form until it is read.
+// is "pending": policies that need it keep their published form until it is read. For its first
+// seconds it is only "settling" (a restarted controller lists every referenced Secret anew), and a
+// policy whose published form is its current generation keeps it without a word.
 
 import { z } from "zod";
 import type { SecretLookup } from "../compiler/validate.ts";
+import type { Clock } from "../kube/clock.ts";
 import type { Informer } from "../kube/informer.ts";
 import type { KubeObject } from "../kube/objects.ts";
 
@@ -77,19 +80,21 @@ export function referencedSecrets(
 export class SecretWatches {
   readonly #factory: SecretInformerFactory;
   readonly #onChange: () => void;
-  readonly #informers = new Map<string, Informer>();
+  readonly #clock: Clock;
+  readonly #informers = new Map<string, { readonly informer: Informer; readonly since: number }>();
 
   /** `onChange` runs on every event of a watched Secret and when its first list completes. */
-  constructor(factory: SecretInformerFactory, onChange: () => void) {
+  constructor(factory: SecretInformerFactory, onChange: () => void, clock: Clock) {
     this.#factory = factory;
     this.#onChange = onChange;
+    this.#clock = clock;
   }
 
   /** Watches exactly `refs`: starts the new ones, stops (and forgets) the others. */
   async watch(refs: readonly SecretRef[]): Promise<void> {
     const wanted = new Map(refs.map((r) => [secretKey(r), r]));
     const stopping: Promise<void>[] = [];
-    for (const [key, informer] of this.#informers) {
+    for (const [key, { informer }] of this.#informers) {
       if (wanted.has(key)) continue;
       this.#informers.delete(key);
       stopping.push(informer.stop());
@@ -97,23 +102,30 @@ export class SecretWatches {
     for (const [key, ref] of wanted) {
       if (this.#informers.has(key)) continue;
       const informer = this.#factory(ref);
-      this.#informers.set(key, informer);
+      this.#informers.set(key, { informer, since: this.#clock.now() });
       informer.onEvent(() => {
         this.#onChange();
       });
       informer.start();
       void informer.waitForSync().then(() => {
-        if (this.#informers.get(key) === informer) this.#onChange();
+        if (this.#informers.get(key)?.informer === informer) this.#onChange();
       });
     }
     await Promise.all(stopping);
   }
 
-  /** Keys (namespace/name) of watched Secrets not listed yet. */
-  pending(): ReadonlySet<string> {
-    const out = new Set<string>();
-    for (const [key, informer] of this.#informers) if (!informer.synced) out.add(key);
-    return out;
+  /** Keys (namespace/name) of watched Secrets not listed yet, split by whether they were
+   * started less than `graceMs` ago (settling) or not (pending). */
+  unread(graceMs: number): { pending: ReadonlySet<string>; settling: ReadonlySet<string> } {
+    const pending = new Set<string>();
+    const settling = new Set<string>();
+    const now = this.#clock.now();
+    for (const [key, { informer, since }] of this.#informers) {
+      if (informer.synced) continue;
+      if (now - since < graceMs) settling.add(key);
+      else pending.add(key);
+    }
+    return { pending, settling };
   }
 
   /** How many Secrets are watched. */
@@ -122,7 +134,7 @@ export class SecretWatches {
   }
 
   readonly lookup: SecretLookup = (namespace, name, key) => {
-    const informer = this.#informers.get(secretKey({ namespace, name }));
+    const informer = this.#informers.get(secretKey({ namespace, name }))?.informer;
     const s = secretDataSchema.safeParse(informer?.get(name, namespace));
     return s.success ? s.data.data?.[key] : undefined;
   };
@@ -130,6 +142,6 @@ export class SecretWatches {
   async stop(): Promise<void> {
     const all = [...this.#informers.values()];
     this.#informers.clear();
-    await Promise.all(all.map((i) => i.stop()));
+    await Promise.all(all.map((i) => i.informer.stop()));
   }
 }

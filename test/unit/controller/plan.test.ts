@@ -345,3 +345,25 @@ describe("plan: trust boundaries (docs/security.md)", () => {
     expect(second.warnings.join("\n")).toContain("registry.k8s.io/pause");
   });
 });
+
+describe("plan: Secrets being read", () => {
+  const ref = withSecretKey({ name: "k", key: "k" });
+  const key = newPublicKey();
+
+  it("keeps an up-to-date published form silently while its Secret settles", () => {
+    const first = plan(input([ip("team-a", "x", ref)], undefined, { secrets: () => key }));
+    const second = plan(
+      input([ip("team-a", "x", ref)], first, { settlingSecrets: new Set(["team-a/k"]) }),
+    );
+    expect(second.outcomes.get("ImagePolicy/team-a/x")?.refusals).toEqual([]);
+    expect(second.namespaces.get("team-a")?.text).toBe(first.namespaces.get("team-a")?.text);
+  });
+
+  it("says SecretPending for a new generation whose Secret settles", () => {
+    const first = plan(input([ip("team-a", "x", ref)], undefined, { secrets: () => key }));
+    const edited = gen(ip("team-a", "x", ref, withScopes("quay.io/x")), 2);
+    const second = plan(input([edited], first, { settlingSecrets: new Set(["team-a/k"]) }));
+    expect(refusalOf(second, "ImagePolicy/team-a/x")?.reason).toBe("SecretPending");
+    expect(second.namespaces.get("team-a")?.text).toBe(first.namespaces.get("team-a")?.text);
+  });
+});
