@@ -41,31 +41,24 @@ function evaluate(op: Operand): boolean | CelEvalError {
   }
 }
 
-/** CEL `a || b || ...`: true if any operand is true, even when another fails to evaluate; else
- * the first error; else false (CEL's commutative logical operators). */
-export function celOr(...ops: Operand[]): boolean {
+/** CEL's commutative logical operators: the result is `decisive` if any operand evaluates to it,
+ * even when another fails to evaluate; else the first error; else the other value. */
+function logical(decisive: boolean, ops: readonly Operand[]): boolean {
   let error: CelEvalError | undefined;
   for (const op of ops) {
     const v = evaluate(op);
-    if (v === true) return true;
+    if (v === decisive) return decisive;
     if (v instanceof CelEvalError) error ??= v;
   }
   if (error !== undefined) throw new CelEvalError(error.message, { cause: error });
-  return false;
+  return !decisive;
 }
 
-/** CEL `a && b && ...`: false if any operand is false, even when another fails; else the first
- * error; else true. */
-export function celAnd(...ops: Operand[]): boolean {
-  let error: CelEvalError | undefined;
-  for (const op of ops) {
-    const v = evaluate(op);
-    if (v === false) return false;
-    if (v instanceof CelEvalError) error ??= v;
-  }
-  if (error !== undefined) throw new CelEvalError(error.message, { cause: error });
-  return true;
-}
+/** CEL `a || b || ...`. */
+export const celOr = (...ops: Operand[]): boolean => logical(true, ops);
+
+/** CEL `a && b && ...`. */
+export const celAnd = (...ops: Operand[]): boolean => logical(false, ops);
 
 /** The Kubernetes regex library's `s.findAll(re).size()`: non-overlapping matches. */
 export function findAllCount(s: string, regex: string): number {

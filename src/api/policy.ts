@@ -37,6 +37,7 @@ import {
   has,
   isJsonObject,
   optional,
+  own,
   required,
   type JsonObject,
   type Node,
@@ -168,51 +169,54 @@ const publicKeyData = (field: string, description: string): BytesNode =>
 const certificateData = (field: string, description: string): BytesNode =>
   bytes(description, PEM_MAX, pemRules(field, "CERTIFICATE"));
 
+/**
+ * A GPG keyring is usually binary, and the API server cannot give a binary `format: byte` value to
+ * CEL (see BytesNode in src/api/schema.ts): its rules would fail to evaluate for most keyrings. So
+ * keyData is a base64 string (OpenAPI pattern below) whose rules read the base64 text itself:
+ *
+ * - a binary keyring starts with a public-key packet: old format, first byte 0x98-0x9b, which
+ *   base64 writes as 'm' (the top six bits 100110), or new format 0xc6, written 'x' then one of
+ *   g-v (0xc4-0xc7 all start with 'x'; the second character tells 0xc6 apart). A secret-key
+ *   packet (0x94-0x97 'l', 0xc5 'x'+Q-f) is refused;
+ * - an armoured keyring starts with '-----BEGIN PGP PUBLIC KEY BLOCK-----', 36 bytes that base64
+ *   writes as 48 fixed characters;
+ * - no 'PRIVATE KEY' anywhere (an armoured secret key, alone or after the public one): wherever
+ *   those 11 bytes sit, their base64 contains one of three fixed strings, one per position modulo 3.
+ *
+ * A secret-key packet after a binary public key is beyond what the text shows; the compiler and
+ * the controller's re-encoding refuse it.
+ */
 const ARMOUR_BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
-const ARMOUR_END = "-----END PGP PUBLIC KEY BLOCK-----";
+const ARMOUR_BEGIN_B64 = Buffer.from(ARMOUR_BEGIN).toString("base64");
+const PRIVATE_KEY_B64 = ["UFJJVkFURSBLRV", "BSSVZBVEUgS0VZ", "QUklWQVRFIEtFW"] as const;
+const NEW_FORMAT_PUBLIC_KEY = "^x[g-v]";
+const newFormatRe = regex(NEW_FORMAT_PUBLIC_KEY);
 
-/** First byte of a binary OpenPGP public-key packet (RFC 4880 4.2): old format tag 6 is
- * 0x98-0x9b, new format 0xc6. CEL compares bytes lexicographically. */
-const isBinaryPublicKey = (self: Uint8Array): boolean => {
-  const b = self[0];
-  return b !== undefined && ((b >= 0x98 && b < 0x9c) || b === 0xc6);
-};
-const isText = (self: Uint8Array): boolean => self[0] !== undefined && self[0] < 0x80;
+/** The `byte` format's pattern (kube-openapi strfmt): padded standard base64, no line breaks. */
+const BASE64_PATTERN =
+  "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$";
 
-const gpgKeyringRules: Rule<Uint8Array>[] = [
-  {
-    rule: `(self >= b'\\x98' && self < b'\\x9c') || (self >= b'\\xc6' && self < b'\\xc7') || (self < b'\\x80' && string(self).startsWith('${ARMOUR_BEGIN}'))`,
-    message: `keyData must be a GPG public keyring: binary, starting with a public-key packet, or ASCII-armoured, starting with '${ARMOUR_BEGIN}'`,
-    holds: (self) =>
-      celOr(
-        () => isBinaryPublicKey(self),
-        () =>
-          celAnd(
-            () => !(self.length > 0 && !isText(self)),
-            () => celString(self).startsWith(ARMOUR_BEGIN),
-          ),
-      ),
-  },
-  {
-    rule: `self >= b'\\x80' || string(self).endsWith('${ARMOUR_END}\\n') || string(self).endsWith('${ARMOUR_END}')`,
-    message: `an ASCII-armoured keyData must end with '${ARMOUR_END}'`,
-    holds: (self) =>
-      celOr(
-        () => !isText(self) && self.length > 0,
-        () => celString(self).endsWith(`${ARMOUR_END}\n`),
-        () => celString(self).endsWith(ARMOUR_END),
-      ),
-  },
-  {
-    rule: "self >= b'\\x80' || !string(self).contains('PRIVATE KEY')",
-    message: "keyData must not contain a private key: only public keyrings belong in a policy",
-    holds: (self) =>
-      celOr(
-        () => !isText(self) && self.length > 0,
-        () => !celString(self).includes("PRIVATE KEY"),
-      ),
-  },
-];
+const gpgKeyring = new StringNode(z.string(), {
+  description:
+    "keyData is the base64 encoding of a GPG public keyring (binary or ASCII-armoured); a " +
+    "signature by any key in it is accepted. A keyring holding a secret key is refused.",
+  minLength: 1,
+  maxLength: KEYRING_MAX,
+  pattern: BASE64_PATTERN,
+  rules: [
+    {
+      rule: `self.startsWith('m') || self.matches('${NEW_FORMAT_PUBLIC_KEY}') || self.startsWith('${ARMOUR_BEGIN_B64}')`,
+      message: `keyData must be the base64 encoding of a GPG public keyring: binary, starting with a public-key packet, or ASCII-armoured, starting with '${ARMOUR_BEGIN}'`,
+      holds: (self) =>
+        self.startsWith("m") || newFormatRe.test(self) || self.startsWith(ARMOUR_BEGIN_B64),
+    },
+    {
+      rule: PRIVATE_KEY_B64.map((p) => `!self.contains('${p}')`).join(" && "),
+      message: "keyData must not contain a private key: only public keyrings belong in a policy",
+      holds: (self) => PRIVATE_KEY_B64.every((p) => !self.includes(p)),
+    },
+  ],
+});
 
 // ---------------------------------------------------------------------------------------------
 // The policy spec.
@@ -229,6 +233,7 @@ const secretName = str("name of the Secret (a DNS-1123 subdomain).", 253, {
   minLength: 1,
   rules: [matching(DNS1123_SUBDOMAIN_REGEX, "name", "a lowercase DNS-1123 subdomain")],
 });
+const SECRET_KEY_RE = regex(SECRET_KEY_REGEX);
 const secretKey = str(
   "key of the Secret's data whose value is the PEM-encoded public key, e.g. cosign.pub.",
   253,
@@ -238,7 +243,7 @@ const secretKey = str(
       {
         rule: `self.matches(${celQuote(SECRET_KEY_REGEX)})`,
         message: "key must consist of alphanumeric characters, '-', '_' or '.'",
-        holds: (self) => regex(SECRET_KEY_REGEX).test(self),
+        holds: (self) => SECRET_KEY_RE.test(self),
       },
     ],
   },
@@ -422,7 +427,7 @@ const pki = obj(
           {
             rule: "has(self.email) || has(self.hostname)",
             message: "pkiCertificateSubject needs at least one of email and hostname",
-            holds: (self) => self.email !== undefined || self.hostname !== undefined,
+            holds: (self) => has(self, "email") || has(self, "hostname"),
           },
         ],
       ),
@@ -440,14 +445,7 @@ function gpgKey(kind: PolicyKind) {
       "set lookaside to where they are published. Required when policyType is GPGKey, forbidden " +
       "otherwise.",
     {
-      keyData: required(
-        bytes(
-          "keyData is the base64 encoding of a GPG public keyring (binary or ASCII-armoured); a " +
-            "signature by any key in it is accepted. A keyring holding a secret key is refused.",
-          KEYRING_MAX,
-          gpgKeyringRules,
-        ),
-      ),
+      keyData: required(gpgKeyring),
       lookaside: optional(
         str(
           "lookaside is the base URL of the signature store (the registries.d 'lookaside' setting) for " +
@@ -732,8 +730,8 @@ function policySpec<T>(kind: PolicyKind, secretRef: Node<T>) {
             message:
               "signedIdentity is forbidden when policyType is Reject or InsecureAcceptAnything: no signature is checked",
             holds: (self) => {
-              const rot = self.rootOfTrust;
-              const t = isJsonObject(rot) ? rot.policyType : undefined;
+              const rot = own(self, "rootOfTrust");
+              const t = isJsonObject(rot) ? own(rot, "policyType") : undefined;
               return (
                 !has(self, "signedIdentity") || !(t === "Reject" || t === "InsecureAcceptAnything")
               );
@@ -903,10 +901,10 @@ export const NODE_NAME_RULE: Rule<JsonObject> = {
   rule: "!has(self.spec) || !has(self.spec.nodeName) || self.metadata.name == self.spec.nodeName",
   message: "metadata.name must equal spec.nodeName",
   holds: (self) => {
-    const spec = self.spec;
+    const spec = own(self, "spec");
     if (!isJsonObject(spec) || !has(spec, "nodeName")) return true;
-    const md = self.metadata;
-    return isJsonObject(md) && md.name === spec.nodeName;
+    const md = own(self, "metadata");
+    return isJsonObject(md) && own(md, "name") === own(spec, "nodeName");
   },
 };
 

@@ -11,6 +11,7 @@ import {
   child,
   fieldError,
   isJsonObject,
+  own,
   type FieldError,
   type Json,
   type JsonObject,
@@ -67,8 +68,8 @@ function objectMetaErrors(v: Json | undefined, namespaced: boolean, out: FieldEr
     out.push(fieldError("TypeInvalid", path, OMIT, "metadata must be an object"));
     return;
   }
-  const name = md.name;
-  const generateName = md.generateName;
+  const name = own(md, "name");
+  const generateName = own(md, "generateName");
   if (name === undefined || name === null || name === "") {
     if (typeof generateName !== "string" || generateName === "") {
       out.push(
@@ -88,7 +89,7 @@ function objectMetaErrors(v: Json | undefined, namespaced: boolean, out: FieldEr
     }
   }
   if (namespaced) {
-    const ns = md.namespace;
+    const ns = own(md, "namespace");
     if (typeof ns !== "string" || ns === "") {
       out.push(
         fieldError(
@@ -110,7 +111,7 @@ function objectMetaErrors(v: Json | undefined, namespaced: boolean, out: FieldEr
     }
   }
   for (const key of ["labels", "annotations"]) {
-    const m = md[key];
+    const m = own(md, key);
     if (m === undefined || m === null) continue;
     if (!isJsonObject(m) || Object.values(m).some((x) => typeof x !== "string")) {
       out.push(
@@ -118,7 +119,8 @@ function objectMetaErrors(v: Json | undefined, namespaced: boolean, out: FieldEr
       );
     }
   }
-  if (md.generation !== undefined && md.generation !== null && !Number.isInteger(md.generation)) {
+  const generation = own(md, "generation");
+  if (generation !== undefined && generation !== null && !Number.isInteger(generation)) {
     out.push(
       fieldError("TypeInvalid", child(path, "generation"), OMIT, "generation must be an integer"),
     );
@@ -193,33 +195,36 @@ export class ResourceNode<K extends string, M, S> extends Node<Resource<K, M, S>
     for (const k of Object.keys(v)) {
       if (!ROOT_FIELDS.has(k)) out.push(child(path, k));
     }
-    const md = v.metadata;
+    const md = own(v, "metadata");
     if (isJsonObject(md)) {
       for (const k of Object.keys(md)) {
         if (!OBJECT_META_FIELDS.has(k)) out.push(child("metadata", k));
       }
     }
-    if (v.spec !== undefined) this.#o.spec.unknownFields(v.spec, "spec", out);
-    if (v.status !== undefined) this.#o.status.unknownFields(v.status, "status", out);
+    const spec = own(v, "spec");
+    const status = own(v, "status");
+    if (spec !== undefined) this.#o.spec.unknownFields(spec, "spec", out);
+    if (status !== undefined) this.#o.status.unknownFields(status, "status", out);
   }
   schemaErrors(v: Json, path: string, out: FieldError[]): void {
     if (!isJsonObject(v)) {
       out.push(fieldError("TypeInvalid", path, OMIT, "the object must be a JSON object"));
       return;
     }
-    if (v.apiVersion !== this.#o.apiVersion) {
+    const apiVersion = own(v, "apiVersion");
+    if (apiVersion !== this.#o.apiVersion) {
       out.push(
-        fieldError("Invalid", "apiVersion", v.apiVersion ?? null, `must be ${this.#o.apiVersion}`),
+        fieldError("Invalid", "apiVersion", apiVersion ?? null, `must be ${this.#o.apiVersion}`),
       );
     }
-    objectMetaErrors(v.metadata, this.#o.namespaced, out);
-    const spec = v.spec;
+    objectMetaErrors(own(v, "metadata"), this.#o.namespaced, out);
+    const spec = own(v, "spec");
     if (spec === undefined || spec === null) out.push(fieldError("Required", "spec", OMIT, ""));
     else this.#o.spec.schemaErrors(spec, "spec", out);
   }
   ruleErrors(v: Json, _path: string, out: FieldError[]): void {
     if (!isJsonObject(v)) return;
-    const spec = v.spec;
+    const spec = own(v, "spec");
     if (spec !== undefined && spec !== null) this.#o.spec.ruleErrors(spec, "spec", out);
     for (const r of this.#o.rules ?? []) {
       if (!r.holds(v)) out.push(fieldError("Invalid", "", OMIT, r.message, r.rule));

@@ -21,29 +21,25 @@ export function isJsonObject(v: Json | undefined): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** Converts YAML/JSON parser output into Json, or undefined when it holds something JSON cannot. */
+/** `o[name]` if `o` has it as its own property (never something of Object.prototype). */
+export function own(o: JsonObject, name: string): Json | undefined {
+  return Object.hasOwn(o, name) ? o[name] : undefined;
+}
+
+/** Whether parser output (YAML or JSON) is a JSON value: plain objects, arrays, strings, finite
+ * numbers, booleans and null all the way down. */
+export function isJson(v: unknown): v is Json {
+  if (v === null || typeof v === "boolean" || typeof v === "string") return true;
+  if (typeof v === "number") return Number.isFinite(v);
+  if (Array.isArray(v)) return v.every(isJson);
+  if (typeof v !== "object") return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return (proto === Object.prototype || proto === null) && Object.values(v).every(isJson);
+}
+
+/** Parser output as Json, or undefined when it holds something JSON cannot. */
 export function toJson(v: unknown): Json | undefined {
-  if (v === null || typeof v === "boolean" || typeof v === "string") return v;
-  if (typeof v === "number") return Number.isFinite(v) ? v : undefined;
-  if (Array.isArray(v)) {
-    const out: Json[] = [];
-    for (const x of v) {
-      const j = toJson(x);
-      if (j === undefined) return undefined;
-      out.push(j);
-    }
-    return out;
-  }
-  if (typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
-    const out: JsonObject = {};
-    for (const [k, x] of Object.entries(v)) {
-      const j = toJson(x);
-      if (j === undefined) return undefined;
-      out[k] = j;
-    }
-    return out;
-  }
-  return undefined;
+  return isJson(v) ? v : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,9 +242,18 @@ function evaluateRules<S>(
   path: string,
   out: FieldError[],
   schemaType: string,
+  /** A reason the rule cannot be evaluated at all, found before its twin runs. */
+  unreadable: (r: Rule<S>) => string | undefined = () => undefined,
 ): void {
   for (const r of rules) {
     if (r.transition === true) continue;
+    const why = unreadable(r);
+    if (why !== undefined) {
+      out.push(
+        fieldError("Invalid", path, schemaType, `${why} evaluating rule: ${ruleName(r)}`, r.rule),
+      );
+      continue;
+    }
     let holds: boolean;
     try {
       holds = r.holds(self);
@@ -257,7 +262,13 @@ function evaluateRules<S>(
         throw new TwinError(`the twin of ${r.rule} failed`, { cause: e });
       }
       out.push(
-        fieldError("Invalid", path, schemaType, `${e.message} evaluating rule: ${r.rule}`, r.rule),
+        fieldError(
+          "Invalid",
+          path,
+          schemaType,
+          `${e.message} evaluating rule: ${ruleName(r)}`,
+          r.rule,
+        ),
       );
       continue;
     }
@@ -265,6 +276,11 @@ function evaluateRules<S>(
     const message = r.messageExpression === undefined ? r.message : r.messageExpression.twin(self);
     out.push(fieldError("Invalid", path, badValue, message, r.rule));
   }
+}
+
+/** How the API server names a rule in an evaluation error (ruleErrorString): its message. */
+function ruleName<S>(r: Rule<S>): string {
+  return (r.message === "" ? r.rule : r.message).trim();
 }
 
 function renderRules<S>(rules: readonly Rule<S>[]): CelRule[] {
@@ -391,10 +407,23 @@ export class BytesNode extends Node<string> {
   }
   ruleErrors(v: Json, path: string, out: FieldError[]): void {
     if (typeof v !== "string") return;
-    evaluateRules(this.#o.rules ?? [], Buffer.from(v, "base64"), v, path, out, "string");
+    // The API server hands CEL a byte field decoded with the URL-safe alphabet (kube-openapi
+    // strfmt.Base64.UnmarshalText), so a value whose standard base64 holds '+' or '/' makes every
+    // rule of the field fail to evaluate. Base64 of PEM text never does (its last sextets would
+    // need '>', '?', '~' or DEL in the text); binary data usually does.
+    const why = BytesNode.unreadable(v);
+    evaluateRules(this.#o.rules ?? [], Buffer.from(v, "base64"), v, path, out, "string", () => why);
   }
   allRules(): readonly string[] {
     return (this.#o.rules ?? []).map((r) => r.rule);
+  }
+  /** Why CEL cannot read the value `v` (base64 text), or undefined when it can. */
+  static unreadable(v: Json | undefined): string | undefined {
+    if (typeof v !== "string") return undefined;
+    const bad = /[+/]/.exec(v);
+    return bad === null
+      ? undefined
+      : `Invalid byte formatted string ${v}: illegal base64 data at input byte ${bad.index}`;
   }
 }
 
@@ -521,7 +550,7 @@ export class ArrayNode<T> extends Node<T[]> {
       // structurallisttype.ValidateListSetsAndMaps: each repeated item is a Duplicate.
       const seen = new Set<string>();
       v.forEach((x, i) => {
-        const key = goJson(x);
+        const key = typeof x === "string" ? `s${x}` : goJson(x);
         if (seen.has(key)) out.push(fieldError("Duplicate", index(path, i), x, ""));
         seen.add(key);
       });
@@ -630,30 +659,29 @@ export interface ObjectOptions {
 /** Properties checked in declaration order (kube-openapi walks a Go map; the order of errors is
  * not part of the API). */
 abstract class ObjectLike<T> extends Node<T> {
-  protected readonly props: Props;
+  /** In declaration order; a Map, so that no field name can reach Object.prototype. */
+  protected readonly props: ReadonlyMap<string, AnyProp>;
   protected readonly options: ObjectOptions;
   constructor(props: Props, options: ObjectOptions) {
     super();
-    this.props = props;
+    this.props = new Map(Object.entries(props));
     this.options = options;
   }
   openapi(): OpenApi {
     const s: OpenApi = { type: "object", description: this.options.description };
-    const req = Object.entries(this.props)
-      .filter(([, p]) => p.required)
-      .map(([n]) => n);
+    const req = [...this.props].filter(([, p]) => p.required).map(([n]) => n);
     if (req.length > 0) s.required = req;
     const properties: Record<string, OpenApi> = {};
-    for (const [n, p] of Object.entries(this.props)) properties[n] = p.node.openapi();
+    for (const [n, p] of this.props) properties[n] = p.node.openapi();
     s.properties = properties;
     return withRules(s, this.options.rules ?? []);
   }
   override unknownFields(v: Json, path: string, out: string[]): void {
     if (!isJsonObject(v)) return;
-    for (const [k, x] of Object.entries(v)) {
-      const p = this.props[k];
+    for (const k of Object.keys(v)) {
+      const p = this.props.get(k);
       if (p === undefined) out.push(child(path, k));
-      else p.node.unknownFields(x, child(path, k), out);
+      else p.node.unknownFields(v[k] ?? null, child(path, k), out);
     }
   }
   schemaErrors(v: Json, path: string, out: FieldError[]): void {
@@ -661,12 +689,12 @@ abstract class ObjectLike<T> extends Node<T> {
       out.push(typeError(path, "object", v));
       return;
     }
-    for (const [name, p] of Object.entries(this.props)) {
-      const x = v[name];
+    for (const [name, p] of this.props) {
+      const x = own(v, name);
       if (x !== undefined && x !== null) p.node.schemaErrors(x, child(path, name), out);
     }
-    for (const [name, p] of Object.entries(this.props)) {
-      const x = v[name];
+    for (const [name, p] of this.props) {
+      const x = own(v, name);
       if (p.required && (x === undefined || x === null)) {
         out.push(fieldError("Required", child(path, name), OMIT, ""));
       }
@@ -674,15 +702,26 @@ abstract class ObjectLike<T> extends Node<T> {
   }
   ruleErrors(v: Json, path: string, out: FieldError[]): void {
     if (!isJsonObject(v)) return;
-    for (const [name, p] of Object.entries(this.props)) {
-      const x = v[name];
+    for (const [name, p] of this.props) {
+      const x = own(v, name);
       if (x !== undefined && x !== null) p.node.ruleErrors(x, child(path, name), out);
     }
-    evaluateRules(this.options.rules ?? [], v, OMIT, path, out, "object");
+    // A rule that reads a byte field CEL cannot decode (even through has()) fails to evaluate.
+    const unreadable = new Map<string, string>();
+    for (const [name, p] of this.props) {
+      const why = p.node instanceof BytesNode ? BytesNode.unreadable(own(v, name)) : undefined;
+      if (why !== undefined) unreadable.set(name, why);
+    }
+    evaluateRules(this.options.rules ?? [], v, OMIT, path, out, "object", (r) => {
+      for (const [name, why] of unreadable) {
+        if (new RegExp(`\\bself\\.${name}\\b`).test(r.rule)) return why;
+      }
+      return undefined;
+    });
   }
   allRules(): readonly string[] {
     return [
-      ...Object.values(this.props).flatMap((p) => p.node.allRules()),
+      ...[...this.props.values()].flatMap((p) => p.node.allRules()),
       ...(this.options.rules ?? []).map((r) => r.rule),
     ];
   }
@@ -700,7 +739,8 @@ export class ObjectNode<P extends Props> extends ObjectLike<ObjectOf<P>> {
 
 /** `has(self.x)` for an object CEL sees. */
 export function has(self: JsonObject, name: string): boolean {
-  return self[name] !== undefined && self[name] !== null;
+  const x = own(self, name);
+  return x !== undefined && x !== null;
 }
 
 // --- unions ------------------------------------------------------------------------------------
@@ -735,7 +775,7 @@ export class UnionNode<D extends string, M extends Members> extends ObjectLike<U
         rules.push({
           rule: `has(self.${discriminator}) && self.${discriminator} == '${value}' ? has(self.${block}) : !has(self.${block})`,
           message: `${block} is required when ${discriminator} is ${value}, and forbidden otherwise`,
-          holds: (self) => (self[discriminator] === value) === has(self, block),
+          holds: (self) => (own(self, discriminator) === value) === has(self, block),
         });
       }
     }
