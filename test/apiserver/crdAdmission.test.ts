@@ -91,7 +91,11 @@ function idOf(doc: unknown): ObjectId | undefined {
   const md = record(o.metadata);
   if (kind === undefined || PLURALS[kind] === undefined) return undefined;
   const namespace = kind === "ImagePolicy" ? text(md.namespace) : undefined;
-  return { kind, name: text(md.name) ?? "<unnamed>", ...(namespace === undefined ? {} : { namespace }) };
+  return {
+    kind,
+    name: text(md.name) ?? "<unnamed>",
+    ...(namespace === undefined ? {} : { namespace }),
+  };
 }
 
 /** The API server's Status for a refused create, as field errors. A strict-decoding refusal
@@ -130,7 +134,8 @@ async function serverVerdict(api: CustomObjectsApi, doc: unknown): Promise<Verdi
     else await api.createNamespacedCustomObject({ ...common, namespace: id.namespace });
     return { admitted: true, errors: [] };
   } catch (e) {
-    if (!(e instanceof ApiException)) throw e;
+    if (!(e instanceof ApiException))
+      throw new Error("the API server did not answer", { cause: e });
     return { admitted: false, errors: statusErrors(e.body).sort() };
   }
 }
