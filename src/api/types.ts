@@ -56,27 +56,46 @@ export function describeRef(r: ObjectRef): string {
   return r.namespace === undefined ? `${r.kind}/${r.name}` : `${r.kind} ${r.namespace}/${r.name}`;
 }
 
-/** A zod-like face of a resource's parser (`safeParse`), for callers that only need a verdict. */
+/** A zod face of a resource's parser (`safeParse`, failing with a ZodError whose issues carry the
+ * API server's field paths and messages), for callers that only need a verdict. */
 export interface SafeParser<T> {
-  safeParse(v: unknown): { success: true; data: T } | { success: false; error: Error };
+  safeParse(v: unknown): { success: true; data: T } | { success: false; error: z.ZodError };
 }
 
-/** A check that failed, as one Error listing every field error. */
-export class ObjectInvalidError extends Error {
-  override readonly name = "ObjectInvalidError";
+/** "spec.scopes[0]" -> ["spec", "scopes", 0]. */
+function pathOf(field: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (const part of field.split(".")) {
+    if (part === "") continue;
+    const m = /^([^[]*)((?:\[\d+\])*)$/.exec(part);
+    if (m === null) {
+      out.push(part);
+      continue;
+    }
+    if (m[1] !== undefined && m[1] !== "") out.push(m[1]);
+    for (const i of (m[2] ?? "").matchAll(/\[(\d+)\]/g)) out.push(Number(i[1]));
+  }
+  return out;
 }
 
 function safeParser<T>(root: Node<T>): SafeParser<T> {
   return {
     safeParse(v) {
       const json = toJson(v);
-      if (json === undefined) {
-        return { success: false, error: new ObjectInvalidError("not a JSON value") };
-      }
-      const r = check(root, json);
-      if (r.ok) return { success: true, data: r.value };
-      const lines = r.errors.map((e) => (e.field === "" ? e.detail : `${e.field}: ${e.detail}`));
-      return { success: false, error: new ObjectInvalidError(lines.join("; ")) };
+      const r = json === undefined ? undefined : check(root, json);
+      if (r?.ok === true) return { success: true, data: r.value };
+      const errors = r === undefined ? [{ field: "", detail: "not a JSON value" }] : r.errors;
+      return {
+        success: false,
+        error: new z.ZodError(
+          errors.map((e) => ({
+            code: "custom",
+            path: pathOf(e.field),
+            message: e.detail,
+            input: v,
+          })),
+        ),
+      };
     },
   };
 }
