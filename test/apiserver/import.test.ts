@@ -17,10 +17,10 @@ import {
   type CommandResult,
   type ControlPlane,
 } from "../support/controlPlane.ts";
+import { copiedSecrets, OPERATOR_NAMESPACE } from "../import/copiedSecrets.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const CASES = path.join(ROOT, "test/import");
-const OPERATOR_NAMESPACE = "imagepolicy-system";
 
 function describeResult(r: CommandResult): string {
   return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
@@ -42,34 +42,7 @@ const caseNames = readdirSync(CASES)
   )
   .sort();
 
-const secretDoc = z.looseObject({
-  kind: z.literal("Secret"),
-  metadata: z.looseObject({ name: z.string(), namespace: z.string() }),
-});
 const listDoc = z.looseObject({ items: z.array(z.unknown()) });
-
-/** The input's Secrets in policy-controller's namespace, moved to the operator's namespace as
- * the import's `copy:` lines say. */
-function copiedSecrets(dir: string): unknown[] {
-  const out: unknown[] = [];
-  const visit = (v: unknown): void => {
-    const list = listDoc.safeParse(v);
-    if (list.success) {
-      list.data.items.forEach(visit);
-      return;
-    }
-    const s = secretDoc.safeParse(v);
-    if (s.success && s.data.metadata.namespace === "cosign-system") {
-      out.push({ ...s.data, metadata: { ...s.data.metadata, namespace: OPERATOR_NAMESPACE } });
-    }
-  };
-  for (const f of readdirSync(path.join(dir, "input")).sort()) {
-    for (const doc of parseAllDocuments(readFileSync(path.join(dir, "input", f), "utf8"))) {
-      visit(doc.toJS());
-    }
-  }
-  return out;
-}
 
 function namespacesOf(yamlText: string): string[] {
   const found = new Set<string>();

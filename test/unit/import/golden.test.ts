@@ -10,10 +10,11 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseAllDocuments, stringify } from "yaml";
+import { stringify } from "yaml";
 import type { Io } from "../../../src/cli/io.ts";
 import { run } from "../../../src/cli/main.ts";
 import { parsePolicyJson } from "../../../src/policyjson/parse.ts";
+import { copiedSecrets } from "../../import/copiedSecrets.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 const CASES = path.join(ROOT, "test/import");
@@ -40,47 +41,6 @@ function argsOf(dir: string): string[] {
   return readFileSync(file, "utf8")
     .split("\n")
     .filter((l) => l !== "");
-}
-
-/** The Secrets of the input as the import says to copy them: from cosign-system to
- * imagepolicy-system, same name and data. */
-function copiedSecrets(dir: string): unknown[] {
-  const out: unknown[] = [];
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith(".yaml")) {
-        for (const doc of parseAllDocuments(readFileSync(p, "utf8"))) {
-          const v: unknown = doc.toJS();
-          const items =
-            typeof v === "object" && v !== null && "items" in v && Array.isArray(v.items)
-              ? (v.items as unknown[])
-              : [v];
-          for (const item of items) {
-            if (
-              typeof item === "object" &&
-              item !== null &&
-              "kind" in item &&
-              item.kind === "Secret" &&
-              "metadata" in item &&
-              typeof item.metadata === "object" &&
-              item.metadata !== null &&
-              "namespace" in item.metadata &&
-              item.metadata.namespace === "cosign-system"
-            ) {
-              out.push({
-                ...item,
-                metadata: { ...item.metadata, namespace: "imagepolicy-system" },
-              });
-            }
-          }
-        }
-      }
-    }
-  };
-  walk(path.join(dir, "input"));
-  return out;
 }
 
 const cases = readdirSync(CASES)
