@@ -380,6 +380,11 @@ export function importObjects(docs: readonly unknown[], opts: ImportOptions): Im
     outputs.push({ source: o.source, object, unseenSecrets: new Set() });
   }
   for (const w of nestedScopeWarnings(os)) warnings.push(w);
+  if (os.some((o) => o.kind === "ImagePolicy")) {
+    notes.push(
+      "OpenShift ignores an ImagePolicy scope equal to or under a ClusterImagePolicy scope; here the ImagePolicy adds its requirements there: warnings name such scopes among the objects read, check the ClusterImagePolicies not given with -f too",
+    );
+  }
 
   // Two sources may not become one object.
   const byKey = new Map<string, Output[]>();

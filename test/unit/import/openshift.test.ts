@@ -54,7 +54,7 @@ describe("OpenShift objects", () => {
     ]);
     expect(r.problems).toEqual([]);
     expect(r.warnings).toEqual([]);
-    expect(r.notes).toEqual([]);
+    expect(r.notes).toEqual([expect.stringContaining("OpenShift ignores an ImagePolicy scope")]);
     expect(r.objects).toEqual([
       {
         apiVersion: "imagepolicy.dev/v1alpha1",
