@@ -68,6 +68,7 @@ export interface ImportResult {
   readonly warnings: readonly ImportWarning[];
   /** About the run as a whole. */
   readonly notes: readonly string[];
+  /** The Secrets to copy for the objects returned. */
   readonly secretCopies: readonly SecretCopy[];
   /** `apiVersion/kind` of every ignored document, with counts. */
   readonly ignored: readonly string[];
@@ -238,6 +239,8 @@ interface Output {
   readonly object: AnyImagePolicy;
   /** Secrets referenced that were not in the input: not found at validation, by design. */
   readonly unseenSecrets: ReadonlySet<string>;
+  /** The Secrets the user must copy for it. */
+  readonly copies: readonly SecretCopy[];
 }
 
 function compareOutput(a: AnyImagePolicy, b: AnyImagePolicy): number {
@@ -329,7 +332,7 @@ export function importObjects(docs: readonly unknown[], opts: ImportOptions): Im
     const unseen = new Set(
       p.secretCopies.filter((s) => !s.seen).map((s) => `${s.toNamespace}/${s.name}`),
     );
-    outputs.push({ source: p.source, object, unseenSecrets: unseen });
+    outputs.push({ source: p.source, object, unseenSecrets: unseen, copies: p.secretCopies });
   }
 
   if (c.policyController.length > 0) {
@@ -352,7 +355,7 @@ export function importObjects(docs: readonly unknown[], opts: ImportOptions): Im
         metadata: metadataFor(source, NO_MATCH_POLICY_NAME),
         spec: { scopes: ["*"], policy: { rootOfTrust: { policyType: "Reject" } } },
       };
-      outputs.push({ source, object, unseenSecrets: new Set() });
+      outputs.push({ source, object, unseenSecrets: new Set(), copies: [] });
       notes.push(
         `no-match-policy deny: ClusterImagePolicy ${NO_MATCH_POLICY_NAME} refuses every image that no imported policy covers, in every namespace; add policies for the images your nodes and system namespaces pull (the pause image, kube-system) before applying it`,
       );
@@ -377,7 +380,7 @@ export function importObjects(docs: readonly unknown[], opts: ImportOptions): Im
             },
             spec: o.spec,
           } satisfies ImagePolicy);
-    outputs.push({ source: o.source, object, unseenSecrets: new Set() });
+    outputs.push({ source: o.source, object, unseenSecrets: new Set(), copies: [] });
   }
   for (const w of nestedScopeWarnings(os)) warnings.push(w);
   if (os.some((o) => o.kind === "ImagePolicy")) {
@@ -417,23 +420,26 @@ export function importObjects(docs: readonly unknown[], opts: ImportOptions): Im
     return undefined;
   };
   const valid: AnyImagePolicy[] = [];
+  const copies = new Map<string, SecretCopy>();
   for (const o of unique) {
     const found = validateOutput(o, lookup);
-    if (found.length === 0) valid.push(o.object);
-    else problems.push(...found);
+    problems.push(...found);
+    if (found.length > 0) continue;
+    valid.push(o.object);
+    for (const s of o.copies)
+      copies.set(`${s.fromNamespace}/${s.name}/${s.toNamespace}/${s.key}`, s);
   }
 
-  const copies = new Map<string, SecretCopy>();
-  for (const s of secretCopies)
-    copies.set(`${s.fromNamespace}/${s.name}/${s.toNamespace}/${s.key}`, s);
+  const written = problems.length > 0 && !opts.partial ? [] : valid.sort(compareOutput);
   return {
-    objects: problems.length > 0 && !opts.partial ? [] : valid.sort(compareOutput),
+    objects: written,
     problems,
     warnings,
     notes,
-    secretCopies: [...copies.values()].sort((a, b) =>
-      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
-    ),
+    secretCopies:
+      written.length === 0
+        ? []
+        : [...copies.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     ignored: [...c.ignored].sort().map(([k, n]) => `${k} (${n})`),
   };
 }
