@@ -13,7 +13,8 @@ const USAGE = `usage:
   imagepolicy agent [flags]        (imagepolicy agent --help)
   imagepolicy compile -f <file-or-dir>... -o <outdir> [--crio-version X.Y]
   imagepolicy validate -f <file-or-dir>... [--crio-version X.Y] [-o json]
-  imagepolicy explain --image REF [--namespace NS] -f <file-or-dir>... [--crio-version X.Y]`;
+  imagepolicy explain --image REF [--namespace NS] -f <file-or-dir>... [--crio-version X.Y]
+  imagepolicy import -f <file-or-dir>... [-o FILE] [flags]   (imagepolicy import --help)`;
 
 class UsageError extends Error {
   override readonly name = "UsageError";
@@ -24,6 +25,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   // Long-running commands parse their own flags.
   if (command === "controller") return (await import("../controller/main.ts")).main(rest, io);
   if (command === "agent") return (await import("../agent/main.ts")).main(rest, io);
+  if (command === "import") return (await import("./importCommand.ts")).importMain(rest, io);
   try {
     const { values } = parseArgs({
       args: [...rest],

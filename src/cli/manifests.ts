@@ -20,7 +20,7 @@ export interface Manifests {
 
 const MANIFEST_EXTENSIONS = new Set([".yaml", ".yml", ".json"]);
 
-async function expand(path: string): Promise<string[]> {
+export async function expand(path: string): Promise<string[]> {
   let s;
   try {
     s = await stat(path);
