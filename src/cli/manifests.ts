@@ -38,7 +38,7 @@ function inside(root: string, target: string): boolean {
 }
 
 /** The manifest files of `path` (a file, or a directory read recursively inside itself). */
-async function expand(path: string): Promise<string[]> {
+export async function expand(path: string): Promise<string[]> {
   let s;
   try {
     s = await stat(path);

@@ -19,7 +19,9 @@ const PORT_RE = /^(?:[1-9][0-9]{0,4})$/;
 const COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST_RE = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-const MAX_NAME = 255;
+/** The API bounds a scope at 512 characters (src/api/policy.ts); normalising a Docker Hub short
+ * name adds "docker.io/library/". A longer scope never comes from an admitted object. */
+const MAX_SCOPE = 512 + "docker.io/library/".length;
 
 function isDomainComponent(first: string): boolean {
   return first.includes(".") || first.includes(":") || first === "localhost";
@@ -46,7 +48,9 @@ function isBareHost(first: string): boolean {
   const colon = first.indexOf(":");
   const host = colon === -1 ? first : first.slice(0, colon);
   if (host.includes(".") || host === "localhost") return true;
-  return colon !== -1 && /^[0-9]+$/.test(first.slice(colon + 1));
+  // "name:20" is a host with a port only if the name can be a host; "my_app:20" is a Docker Hub
+  // short name with a tag, as docker's grammar and the API's scope pattern read it.
+  return colon !== -1 && /^[0-9]+$/.test(first.slice(colon + 1)) && DOMAIN_RE.test(host);
 }
 
 interface Parts {
@@ -135,7 +139,7 @@ export function parseScope(input: string): ScopeParse {
   const parts = splitReference(input);
   if (typeof parts === "string") return { ok: false, reason: parts };
   const scope = render(parts);
-  if (scope.length > MAX_NAME + 140) return { ok: false, reason: "scope too long" };
+  if (scope.length > MAX_SCOPE) return { ok: false, reason: "scope too long" };
   return { ok: true, scope };
 }
 

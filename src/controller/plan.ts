@@ -196,25 +196,25 @@ function previousOf(input: PlanInput, ref: ObjectRef): LayerPolicy | undefined {
 function secretRefsOf(
   policy: AnyImagePolicy,
 ): { field: string; namespace: string | undefined; name: string }[] {
-  const pk = policy.spec.policy.rootOfTrust.publicKey;
-  if (pk === undefined) return [];
-  const sources = [
-    { field: "spec.policy.rootOfTrust.publicKey.keySecretRef", ref: pk.keySecretRef },
-    ...(pk.additionalKeys ?? []).map((k, i) => ({
-      field: `spec.policy.rootOfTrust.publicKey.additionalKeys[${i}].keySecretRef`,
-      ref: k.keySecretRef,
-    })),
+  const rot = policy.spec.policy.rootOfTrust;
+  if (rot.policyType !== "PublicKey") return [];
+  const pk = rot.publicKey;
+  const base = "spec.policy.rootOfTrust.publicKey";
+  const sources: { field: string; src: object }[] = [
+    { field: base, src: pk },
+    ...(pk.additionalKeys ?? []).map((k, i) => ({ field: `${base}.additionalKeys[${i}]`, src: k })),
   ];
   const out: { field: string; namespace: string | undefined; name: string }[] = [];
-  for (const { field, ref } of sources) {
-    if (ref === undefined) continue;
-    const namespace =
-      policy.kind === "ImagePolicy"
-        ? policy.metadata.namespace
-        : "namespace" in ref
-          ? ref.namespace
-          : undefined;
-    out.push({ field, namespace, name: ref.name });
+  for (const { field, src } of sources) {
+    if (!("keySecretRef" in src)) continue;
+    const ref = src.keySecretRef;
+    if (typeof ref !== "object" || ref === null || !("name" in ref)) continue;
+    const name = ref.name;
+    if (typeof name !== "string") continue;
+    const declared =
+      "namespace" in ref && typeof ref.namespace === "string" ? ref.namespace : undefined;
+    const namespace = policy.kind === "ImagePolicy" ? policy.metadata.namespace : declared;
+    out.push({ field: `${field}.keySecretRef`, namespace, name });
   }
   return out;
 }

@@ -112,9 +112,11 @@ function publicKey(): string {
   return Buffer.from(k.export({ type: "spki", format: "pem" }).toString()).toString("base64");
 }
 
-function privateKey(): string {
-  const { privateKey: k } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
-  return Buffer.from(k.export({ type: "pkcs8", format: "pem" }).toString()).toString("base64");
+/** A well-formed public key the compiler refuses (secp256k1). A private key is refused earlier,
+ * at admission (crds/), and never reaches the controller. */
+function unsupportedKey(): string {
+  const { publicKey: k } = generateKeyPairSync("ec", { namedCurve: "secp256k1" });
+  return Buffer.from(k.export({ type: "spki", format: "pem" }).toString()).toString("base64");
 }
 
 type RootOfTrust = Record<string, unknown>;
@@ -539,9 +541,9 @@ describe("controller (real kube-apiserver)", () => {
     expect(await a?.log()).toMatch(/"msg":"observed leader"/);
   });
 
-  it("refuses a private key with Compiled=False naming the field, keeping the last accepted form", async () => {
+  it("refuses a key it cannot use with Compiled=False naming the field, keeping the last accepted form", async () => {
     const before = layerOf("imagepolicy-layer-cluster")?.cm;
-    await apply(cip("signed", ["reg.example.com"], keyed(privateKey())));
+    await apply(cip("signed", ["reg.example.com"], keyed(unsupportedKey())));
     const s = await waitFor("refusal", 10_000, async () => {
       const st = await status("clusterImagePolicies", "signed");
       return condition(st, "Compiled")?.status === "False" ? st : undefined;
