@@ -98,7 +98,7 @@ function protectedImages(): PlanInput["protectedImages"] {
   const out: PlanInput["protectedImages"][number][] = [];
   for (const [image, reason, namespaces] of [
     [OPERATOR_IMAGE, "WouldRejectOperator", [OPERATOR_NAMESPACE]],
-    [PAUSE_IMAGE, "WouldRejectPause", "all"],
+    [PAUSE_IMAGE, "WouldRejectPause", [OPERATOR_NAMESPACE]],
   ] as const) {
     const p = parseImage(image);
     if (!p.ok) throw new BenchError(`cannot parse ${image}`);
