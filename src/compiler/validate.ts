@@ -156,14 +156,17 @@ function keyOf(
   policyNamespace: string | undefined,
   secrets: SecretLookup,
 ): Result<string> {
+  // Only the canonical form keys.ts re-encodes is published (docs/security.md, rule 4).
   if ("keyData" in src) {
-    return c.check(`${field}.keyData`, checkPublicKey(src.keyData))
-      ? { ok: true, value: src.keyData }
+    const key = checkPublicKey(src.keyData);
+    return c.check(`${field}.keyData`, key) && key.ok
+      ? { ok: true, value: key.canonical }
       : { ok: false };
   }
   const data = keyFromRef(c, `${field}.keySecretRef`, src.keySecretRef, policyNamespace, secrets);
-  return data.ok && c.check(`${field}.keySecretRef`, checkPublicKey(data.value))
-    ? data
+  const key = data.ok ? checkPublicKey(data.value) : undefined;
+  return key !== undefined && c.check(`${field}.keySecretRef`, key) && key.ok
+    ? { ok: true, value: key.canonical }
     : { ok: false };
 }
 
@@ -191,30 +194,32 @@ function compileRequirement(
         const k = keyOf(c, `${base}.publicKey.additionalKeys[${i}]`, src, policyNamespace, secrets);
         if (k.ok) keys.push(k.value);
       });
-      if (pk.rekorKeyData !== undefined)
-        c.check(`${base}.publicKey.rekorKeyData`, checkPublicKey(pk.rekorKeyData));
+      const rekor = pk.rekorKeyData === undefined ? undefined : checkPublicKey(pk.rekorKeyData);
+      if (rekor !== undefined) c.check(`${base}.publicKey.rekorKeyData`, rekor);
       if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
       return {
         ok: true,
         value: {
           kind: "sigstoreKeys",
           keys: sortedUnique(keys),
-          ...(pk.rekorKeyData === undefined ? {} : { rekorKeys: [pk.rekorKeyData] }),
+          ...(rekor?.ok === true ? { rekorKeys: [rekor.canonical] } : {}),
           ...identity,
         },
       };
     }
     case "FulcioCAWithRekor": {
       const f = rot.fulcioCAWithRekor;
-      c.check(`${base}.fulcioCAWithRekor.fulcioCAData`, checkCertificates(f.fulcioCAData));
-      c.check(`${base}.fulcioCAWithRekor.rekorKeyData`, checkPublicKey(f.rekorKeyData));
-      if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
+      const ca = checkCertificates(f.fulcioCAData);
+      const rekor = checkPublicKey(f.rekorKeyData);
+      c.check(`${base}.fulcioCAWithRekor.fulcioCAData`, ca);
+      c.check(`${base}.fulcioCAWithRekor.rekorKeyData`, rekor);
+      if (c.diagnostics.length > 0 || !id.ok || !ca.ok || !rekor.ok) return { ok: false };
       return {
         ok: true,
         value: {
           kind: "fulcio",
-          caData: f.fulcioCAData,
-          rekorKeys: [f.rekorKeyData],
+          caData: ca.canonical,
+          rekorKeys: [rekor.canonical],
           oidcIssuer: f.fulcioSubject.oidcIssuer,
           subjectEmail: f.fulcioSubject.signedEmail,
           ...identity,
@@ -223,20 +228,20 @@ function compileRequirement(
     }
     case "PKI": {
       const p = rot.pki;
-      c.check(`${base}.pki.caRootsData`, checkCertificates(p.caRootsData));
-      if (p.caIntermediatesData !== undefined) {
-        c.check(`${base}.pki.caIntermediatesData`, checkCertificates(p.caIntermediatesData));
-      }
+      const roots = checkCertificates(p.caRootsData);
+      c.check(`${base}.pki.caRootsData`, roots);
+      const mids =
+        p.caIntermediatesData === undefined ? undefined : checkCertificates(p.caIntermediatesData);
+      if (mids !== undefined) c.check(`${base}.pki.caIntermediatesData`, mids);
+      if (!roots.ok || mids?.ok === false) return { ok: false };
       if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
       const subject = p.pkiCertificateSubject;
       return {
         ok: true,
         value: {
           kind: "pki",
-          caRootsData: p.caRootsData,
-          ...(p.caIntermediatesData === undefined
-            ? {}
-            : { caIntermediatesData: p.caIntermediatesData }),
+          caRootsData: roots.canonical,
+          ...(mids?.ok === true ? { caIntermediatesData: mids.canonical } : {}),
           ...(subject.email === undefined ? {} : { subjectEmail: subject.email }),
           ...(subject.hostname === undefined ? {} : { subjectHostname: subject.hostname }),
           ...identity,
@@ -245,13 +250,14 @@ function compileRequirement(
     }
     case "GPGKey": {
       const g = rot.gpgKey;
-      c.check(`${base}.gpgKey.keyData`, checkGpgKeyring(g.keyData));
-      if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
+      const keyring = checkGpgKeyring(g.keyData);
+      c.check(`${base}.gpgKey.keyData`, keyring);
+      if (c.diagnostics.length > 0 || !id.ok || !keyring.ok) return { ok: false };
       return {
         ok: true,
         value: {
           kind: "gpg",
-          keyring: g.keyData,
+          keyring: keyring.canonical,
           ...(g.lookaside === undefined ? {} : { lookaside: g.lookaside }),
           ...identity,
         },

@@ -44,7 +44,7 @@ const RBAC = [
         resources: ["clusterimagepolicies/status", "imagepolicies/status"],
         verbs: ["patch"],
       },
-      { apiGroups: [""], resources: ["secrets", "nodes"], verbs: ["list", "watch"] },
+      { apiGroups: [""], resources: ["nodes"], verbs: ["list", "watch"] },
       { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create"] },
     ],
   },
@@ -84,6 +84,24 @@ const RBAC = [
       apiGroup: "rbac.authorization.k8s.io",
       kind: "Role",
       name: "imagepolicy-controller",
+    },
+    subjects: [{ kind: "ServiceAccount", name: "imagepolicy-controller", namespace: NS }],
+  },
+  // Lock-out protection of kube-system's pod images (--protected-namespace=kube-system).
+  {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "Role",
+    metadata: { name: "imagepolicy-controller-protected-pods", namespace: "kube-system" },
+    rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] }],
+  },
+  {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { name: "imagepolicy-controller-protected-pods", namespace: "kube-system" },
+    roleRef: {
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "Role",
+      name: "imagepolicy-controller-protected-pods",
     },
     subjects: [{ kind: "ServiceAccount", name: "imagepolicy-controller", namespace: NS }],
   },
@@ -586,6 +604,26 @@ describe("controller (real kube-apiserver)", () => {
       "-n",
       "team",
       `--from-literal=cosign.pub=x`,
+    ]);
+    // The namespace grants the controller this one Secret (docs/install.md, "Keys in Secrets").
+    await kubectl([
+      "create",
+      "role",
+      "imagepolicy-keys",
+      "-n",
+      "team",
+      "--verb=get,list,watch",
+      "--resource=secrets",
+      "--resource-name=keys",
+    ]);
+    await kubectl([
+      "create",
+      "rolebinding",
+      "imagepolicy-keys",
+      "-n",
+      "team",
+      "--role=imagepolicy-keys",
+      `--serviceaccount=${NS}:imagepolicy-controller`,
     ]);
     const pem = (k: string): string => Buffer.from(k, "base64").toString("utf8");
     const secret = (k: string): KubeObject => ({
