@@ -60,7 +60,15 @@ interface Parts {
   digest: string | null;
 }
 
-function splitReference(input: string): Parts | string {
+/** How a Docker Hub name with an explicit host and one path component (`docker.io/bitnami`)
+ * reads. As an image or repository it is the official image (`docker.io/library/bitnami`), as
+ * Docker normalises references. As a scope or an identity prefix it is a namespace, matched as a
+ * prefix of the fully expanded reference, which is how containers-policy.json(5) reads such a
+ * scope ("docker.io/bitnami" covers docker.io/bitnami/redis) and how OpenShift writes it. A name
+ * without a host (`busybox`, `bitnami/redis`) is expanded the Docker way in both cases. */
+type HubNames = "images" | "prefixes";
+
+function splitReference(input: string, hub: HubNames): Parts | string {
   let rest = input;
   let digest: string | null = null;
   const at = rest.indexOf("@");
@@ -73,6 +81,7 @@ function splitReference(input: string): Parts | string {
   const first = slash === -1 ? rest : rest.slice(0, slash);
   let hostPort: string;
   let pathText: string;
+  let explicitHost = true;
   if (slash === -1 && digest === null && isBareHost(first)) {
     // A bare host[:port]: "reg.example.com", "localhost:5000", "10.0.0.1:5000", "registry:5000".
     hostPort = first;
@@ -83,6 +92,7 @@ function splitReference(input: string): Parts | string {
   } else {
     hostPort = "docker.io";
     pathText = rest;
+    explicitHost = false;
   }
   if (hostPort === "index.docker.io") hostPort = "docker.io";
   let tag: string | null = null;
@@ -100,7 +110,9 @@ function splitReference(input: string): Parts | string {
       return `invalid path component ${JSON.stringify(c)} (lowercase letters, digits and separators)`;
     }
   }
-  if (hostPort === "docker.io" && path.length === 1) path.unshift("library");
+  if (hostPort === "docker.io" && path.length === 1 && (hub === "images" || !explicitHost)) {
+    path.unshift("library");
+  }
   const hostError = checkHost(hostPort);
   if (hostError !== null) return hostError;
   if (path.length === 0 && (tag !== null || digest !== null)) {
@@ -136,7 +148,7 @@ export function parseScope(input: string): ScopeParse {
       reason: `"*" is allowed only as the whole scope or as a leading "*." label`,
     };
   }
-  const parts = splitReference(input);
+  const parts = splitReference(input, "prefixes");
   if (typeof parts === "string") return { ok: false, reason: parts };
   const scope = render(parts);
   if (scope.length > MAX_SCOPE) return { ok: false, reason: "scope too long" };
@@ -150,7 +162,7 @@ export type ImageParse =
  * `:latest`, as the docker transport does. */
 export function parseImage(input: string): ImageParse {
   if (input.includes("*")) return { ok: false, reason: "an image reference has no wildcards" };
-  const parts = splitReference(input);
+  const parts = splitReference(input, "images");
   if (typeof parts === "string") return { ok: false, reason: parts };
   if (parts.path.length === 0)
     return { ok: false, reason: "an image reference needs a repository" };
@@ -205,10 +217,14 @@ export type NameParse = { ok: true; name: string } | { ok: false; reason: string
 
 function parseName(
   input: string,
-  want: { path: "required" | "optional"; tagOrDigest: "required" | "forbidden" },
+  want: {
+    path: "required" | "optional";
+    tagOrDigest: "required" | "forbidden";
+    hub: HubNames;
+  },
 ): NameParse {
   if (input.includes("*")) return { ok: false, reason: "wildcards are not allowed here" };
-  const parts = splitReference(input);
+  const parts = splitReference(input, want.hub);
   if (typeof parts === "string") return { ok: false, reason: parts };
   if (want.path === "required" && parts.path.length === 0) {
     return { ok: false, reason: "a repository path is required" };
@@ -225,12 +241,12 @@ function parseName(
 
 /** `exactRepository.dockerRepository`: a repository, no tag or digest. */
 export const parseRepositoryName = (input: string): NameParse =>
-  parseName(input, { path: "required", tagOrDigest: "forbidden" });
+  parseName(input, { path: "required", tagOrDigest: "forbidden", hub: "images" });
 
 /** `remapIdentity` prefixes: a host[:port] or a repository namespace, no tag or digest. */
 export const parseIdentityPrefix = (input: string): NameParse =>
-  parseName(input, { path: "optional", tagOrDigest: "forbidden" });
+  parseName(input, { path: "optional", tagOrDigest: "forbidden", hub: "prefixes" });
 
 /** `exactReference.dockerReference`: a repository with an explicit tag or digest. */
 export const parseExactReference = (input: string): NameParse =>
-  parseName(input, { path: "required", tagOrDigest: "required" });
+  parseName(input, { path: "required", tagOrDigest: "required", hub: "images" });
