@@ -5,13 +5,16 @@ import { parseArgs } from "node:util";
 import { CrioVersionError, LATEST_KNOWN, parseCrioVersion } from "../compiler/crioVersion.ts";
 import { compileCommand } from "./compileCommand.ts";
 import { explainCommand } from "./explainCommand.ts";
+import { validateCommand } from "./validateCommand.ts";
 import { processIo, type Io } from "./io.ts";
 
 const USAGE = `usage:
   imagepolicy controller [flags]   (imagepolicy controller --help)
   imagepolicy agent [flags]        (imagepolicy agent --help)
   imagepolicy compile -f <file-or-dir>... -o <outdir> [--crio-version X.Y]
-  imagepolicy explain --image REF [--namespace NS] -f <file-or-dir>... [--crio-version X.Y]`;
+  imagepolicy validate -f <file-or-dir>... [--crio-version X.Y] [-o json]
+  imagepolicy explain --image REF [--namespace NS] -f <file-or-dir>... [--crio-version X.Y]
+  imagepolicy import -f <file-or-dir>... [-o FILE] [flags]   (imagepolicy import --help)`;
 
 class UsageError extends Error {
   override readonly name = "UsageError";
@@ -22,6 +25,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   // Long-running commands parse their own flags.
   if (command === "controller") return (await import("../controller/main.ts")).main(rest, io);
   if (command === "agent") return (await import("../agent/main.ts")).main(rest, io);
+  if (command === "import") return (await import("./importCommand.ts")).importMain(rest, io);
   try {
     const { values } = parseArgs({
       args: [...rest],
@@ -52,6 +56,11 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       case "compile":
         if (values.out === undefined) throw new UsageError("-o <outdir> is required");
         return await compileCommand({ files, outDir: values.out, crioVersion }, io);
+      case "validate":
+        return await validateCommand(
+          { files, crioVersion, ...(values.out === undefined ? {} : { output: values.out }) },
+          io,
+        );
       case "explain":
         if (values.image === undefined) throw new UsageError("--image is required");
         return await explainCommand(

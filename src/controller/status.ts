@@ -8,7 +8,7 @@ import { canonicalJson } from "../canonicalJson.ts";
 import type { Outcome, Refusal } from "./plan.ts";
 
 export interface Condition {
-  readonly type: "Compiled" | "Applied" | "Ready";
+  readonly type: "Compiled" | "Applied" | "Ready" | "LockOutRisk";
   readonly status: "True" | "False" | "Unknown";
   readonly observedGeneration?: number;
   readonly lastTransitionTime: string;
@@ -76,9 +76,13 @@ export interface NodeView {
 }
 
 /** Where an object's layer is, for rollout: the cluster layer, or namespace N's. */
-export type LayerRef =
+export type LayerRef = (
   | { readonly kind: "cluster"; readonly revision: string }
-  | { readonly kind: "namespace"; readonly namespace: string; readonly revision: string };
+  | { readonly kind: "namespace"; readonly namespace: string; readonly revision: string }
+) & {
+  /** Why this revision could not be published (too large, refused by the API server). */
+  readonly publishError?: string;
+};
 
 /** docs/internals.md: the cluster layer at R when every value starts with R; namespace N at S
  * when "<N>.json" ends with ".S". */
@@ -174,9 +178,12 @@ export function rolloutOf(fleet: Fleet, layer: LayerRef): Rollout {
 
 const MAX_MESSAGE = 32_000;
 
-function refusalMessage(refusals: readonly Refusal[]): string {
-  const text = refusals.map((r) => `${r.field}: ${r.message} (${r.reason})`).join("; ");
+function truncate(text: string): string {
   return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE - 3)}...` : text;
+}
+
+function refusalMessage(refusals: readonly Refusal[]): string {
+  return truncate(refusals.map((r) => `${r.field}: ${r.message} (${r.reason})`).join("; "));
 }
 
 function condition(
@@ -236,7 +243,17 @@ export function desiredStatus(
   const rollout = layer === undefined ? undefined : rolloutOf(fleet, layer);
   const crioApplied = layer === undefined ? 0 : fleet.tally(layer).crioApplied;
   let applied: Condition;
-  if (layer === undefined) {
+  if (layer?.publishError !== undefined) {
+    applied = condition(
+      previous,
+      "Applied",
+      "False",
+      "LayerNotPublished",
+      `revision ${layer.revision} of this policy's layer could not be published: ${layer.publishError}`,
+      g,
+      now,
+    );
+  } else if (layer === undefined) {
     applied = condition(
       previous,
       "Applied",
@@ -307,12 +324,35 @@ export function desiredStatus(
               g,
               now,
             );
+  // Present only while a protected image is exposed by what is published (a deleted or edited
+  // exception cannot be refused): the policies that now decide against it say so.
+  const exposures = outcome.exposures;
+  const [exposure] = exposures;
+  const lockOut =
+    exposure === undefined
+      ? []
+      : [
+          condition(
+            previous,
+            "LockOutRisk",
+            "True",
+            exposure.image.reason,
+            truncate(
+              `the published policies no longer accept unconditionally what the cluster must ` +
+                `keep pulling: ${[...new Set(exposures.map((e) => e.message))].join("; ")}`,
+            ),
+            g,
+            now,
+          ),
+        ];
   return {
     ...(g === undefined ? {} : { observedGeneration: g }),
-    conditions: [compiled, applied, ready],
+    conditions: [compiled, applied, ready, ...lockOut],
     ...(rollout === undefined ? {} : { rollout }),
   };
 }
+
+const OWN_CONDITIONS = new Set(["Compiled", "Applied", "Ready", "LockOutRisk"]);
 
 /** True when `desired` differs from what the object carries in the fields the controller owns. */
 export function statusChanged(
@@ -321,7 +361,7 @@ export function statusChanged(
 ): boolean {
   if (observed === undefined) return true;
   const ownConditions = (observed.conditions ?? [])
-    .filter((c) => c.type === "Compiled" || c.type === "Applied" || c.type === "Ready")
+    .filter((c) => OWN_CONDITIONS.has(c.type))
     .map((c) => ({
       type: c.type,
       status: c.status,
