@@ -3,7 +3,7 @@
 
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import type { KubeClient } from "./client.ts";
+import type { KubeApi } from "./client.ts";
 import type { Clock } from "./clock.ts";
 import { microTime } from "./leaderElection.ts";
 import { Resources } from "./objects.ts";
@@ -17,7 +17,7 @@ export interface EventTarget {
 }
 
 export interface EventRecorderOptions {
-  readonly client: KubeClient;
+  readonly client: Pick<KubeApi, "create">;
   /** reportingController, e.g. "imagepolicy.dev/controller". */
   readonly controller: string;
   /** reportingInstance, e.g. the pod name. */

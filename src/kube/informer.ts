@@ -28,6 +28,9 @@ export interface InformerOptions {
   /** First retry delay after an error (default 500 ms), doubled up to maxBackoffMs (30 s). */
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /** What the cache keeps of each object (client-go's SetTransform): e.g. without
+   * metadata.managedFields, or only the fields a process reads. Default: the object as sent. */
+  readonly transform?: (object: KubeObject) => KubeObject;
 }
 
 export class Informer {
@@ -37,6 +40,7 @@ export class Informer {
   readonly #delay: Delay;
   readonly #initialBackoffMs: number;
   readonly #maxBackoffMs: number;
+  readonly #transform: (object: KubeObject) => KubeObject;
   readonly #cache = new Map<string, KubeObject>();
   readonly #handlers = new Set<InformerHandler>();
   readonly #syncWaiters = new Set<() => void>();
@@ -52,6 +56,7 @@ export class Informer {
     this.#delay = options.delay ?? systemDelay;
     this.#initialBackoffMs = options.initialBackoffMs ?? 500;
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.#transform = options.transform ?? ((o) => o);
   }
 
   /** Registers a handler; returns a function that removes it. */
@@ -166,7 +171,8 @@ export class Informer {
   async #relist(signal: AbortSignal): Promise<void> {
     const result = await this.#source.list(signal);
     const seen = new Set<string>();
-    for (const object of result.items) {
+    for (const item of result.items) {
+      const object = this.#transform(item);
       const key = objectKey(object.metadata);
       seen.add(key);
       this.#upsert(key, object);
@@ -190,7 +196,7 @@ export class Informer {
       this.#resourceVersion = event.resourceVersion;
       return;
     }
-    const object = event.object;
+    const object = this.#transform(event.object);
     const key = objectKey(object.metadata);
     if (event.type === "DELETED") {
       const old = this.#cache.get(key);
