@@ -11,13 +11,25 @@ export class AtomicWriteError extends Error {
   override readonly name = "AtomicWriteError";
 }
 
-export async function atomicWrite(path: string, content: string | Uint8Array): Promise<void> {
+/** `content` may be pieces written in order (one writev, no copy into one buffer). */
+export async function atomicWrite(
+  path: string,
+  content: string | Uint8Array | readonly Uint8Array[],
+): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
     const fh = await open(tmp, "wx", 0o644);
     try {
-      await fh.writeFile(content);
+      if (typeof content === "string" || content instanceof Uint8Array) {
+        await fh.writeFile(content);
+      } else {
+        let pieces = [...content];
+        while (pieces.length > 0) {
+          const { bytesWritten } = await fh.writev(pieces);
+          pieces = rest(pieces, bytesWritten);
+        }
+      }
       await fh.sync();
     } finally {
       await fh.close();
@@ -33,6 +45,20 @@ export async function atomicWrite(path: string, content: string | Uint8Array): P
     await rm(tmp, { force: true });
     throw new AtomicWriteError(`cannot write ${path}: ${(cause as Error).message}`, { cause });
   }
+}
+
+/** What writev left unwritten of `pieces` after `written` bytes. */
+function rest(pieces: readonly Uint8Array[], written: number): Uint8Array[] {
+  let skip = written;
+  const out: Uint8Array[] = [];
+  for (const p of pieces) {
+    if (skip >= p.length) skip -= p.length;
+    else {
+      out.push(skip === 0 ? p : p.subarray(skip));
+      skip = 0;
+    }
+  }
+  return out;
 }
 
 /** Writes only when the bytes differ (docs/design.md rule 6). Returns whether it wrote. */

@@ -2,10 +2,14 @@
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Registry } from "prom-client";
+/** A metrics registry: prom-client's Registry, or the agent's own (src/agent/metrics.ts). */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
 
 export interface Endpoints {
-  readonly registry?: Registry;
+  readonly registry?: MetricsSource;
   readonly healthy?: () => boolean;
   readonly ready?: () => boolean;
 }

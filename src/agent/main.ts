@@ -1,17 +1,23 @@
 // Entry point of `imagepolicy agent` (called by src/cli/main.ts): flags, logger, Kubernetes
-// client, informers, HTTP endpoints; runs until SIGTERM or SIGINT, then shuts down gracefully.
+// client, informers, work queue, HTTP endpoints; runs until SIGTERM or SIGINT, then shuts down
+// gracefully.
 
 import { pino } from "pino";
 import type { Io } from "../cli/io.ts";
-import { KubeClient, loadKubeConfig } from "../kube/client.ts";
-import { systemSchedule } from "../kube/clock.ts";
-import { Informer } from "../kube/informer.ts";
-import { apiVersionOf, Resources } from "../kube/objects.ts";
-import { Agent } from "./agent.ts";
+import {
+  apiVersionOf,
+  Informer,
+  KubeClient,
+  loadKubeConfig,
+  Resources,
+  WorkQueue,
+} from "../kube/index.ts";
+import { Agent, trimNode } from "./agent.ts";
 import { AGENT_USAGE, AgentUsageError, parseAgentArgs, type AgentConfig } from "./config.ts";
 import { fetchCrioConfig } from "./crioProbe.ts";
 import { nodePaths } from "./hostPaths.ts";
 import { LAYER_SELECTOR } from "../layerConfigMap.ts";
+import { trimLayerConfigMap } from "./layers.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { realNodeFs } from "./nodeFs.ts";
 import { readNodeInputs } from "./nodeInputs.ts";
@@ -46,7 +52,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
 
 async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
   const paths = nodePaths(config.host);
-  const client = new KubeClient(loadKubeConfig(config.kubeconfig));
+  const client = new KubeClient(loadKubeConfig(config.kubeconfig, process.env));
   const metrics = new AgentMetrics();
   const layers = new Informer({
     name: `configmaps ${config.namespace}`,
@@ -55,6 +61,7 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
       labelSelector: LAYER_SELECTOR,
     }),
     logger,
+    transform: trimLayerConfigMap,
   });
   const node = new Informer({
     name: `node ${config.nodeName}`,
@@ -62,6 +69,7 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
       fieldSelector: `metadata.name=${config.nodeName}`,
     }),
     logger,
+    transform: trimNode,
   });
   const R = Resources.imagePolicyNodeStatuses;
   const agent = new Agent(
@@ -102,14 +110,14 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
             FIELD_MANAGER,
           );
         },
-        async patchStatus(name, status) {
-          await client.patchStatus(R, { name }, status);
+        async patchStatus(name, patch) {
+          await client.patchStatus(R, { name }, patch);
         },
       },
       probe: () => fetchCrioConfig(paths.crioSocket, 5000),
       readNodeInputs: () => readNodeInputs(paths),
       now: () => new Date(),
-      schedule: systemSchedule,
+      queue: new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 60_000 }),
     },
   );
 
@@ -150,6 +158,7 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
   stopping = true;
   await agent.stop();
   await Promise.all(servers.map((s) => s.close()));
+  client.close();
   logger.info("stopped");
   return 0;
 }

@@ -1,16 +1,20 @@
 // The agent's file operations, injected so that tests can observe every state the node's files
-// pass through (and fail a write on purpose).
+// pass through (and fail a write on purpose). Writes are atomic (src/atomicWrite.ts); the agent
+// decides what to write from its manifest, never by reading a policy file back.
 
-import { mkdir, readFile, rm } from "node:fs/promises";
-import { writeIfChanged } from "../atomicWrite.ts";
+import { access, mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { atomicWrite } from "../atomicWrite.ts";
 
 export interface NodeFs {
-  /** Atomic; returns whether it wrote (false when the bytes were already there). */
-  writeIfChanged(path: string, text: string): Promise<boolean>;
+  /** Replaces `path` atomically with `data` (text, or pieces written in order). */
+  write(path: string, data: string | readonly Uint8Array[]): Promise<void>;
   /** Returns whether a file was there. */
   remove(path: string): Promise<boolean>;
   /** undefined when the file does not exist. */
   readText(path: string): Promise<string | undefined>;
+  exists(path: string): Promise<boolean>;
+  /** Names in `dir`; empty when it does not exist. */
+  list(dir: string): Promise<string[]>;
   mkdirp(path: string): Promise<void>;
 }
 
@@ -18,14 +22,16 @@ export class NodeFsError extends Error {
   override readonly name = "NodeFsError";
 }
 
+const missing = (cause: unknown): boolean => (cause as NodeJS.ErrnoException).code === "ENOENT";
+
 export const realNodeFs: NodeFs = {
-  writeIfChanged: (path, text) => writeIfChanged(path, text),
+  write: (path, data) => atomicWrite(path, data),
   async remove(path) {
     try {
       await rm(path);
       return true;
     } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === "ENOENT") return false;
+      if (missing(cause)) return false;
       throw new NodeFsError(`cannot remove ${path}`, { cause });
     }
   },
@@ -33,8 +39,25 @@ export const realNodeFs: NodeFs = {
     try {
       return await readFile(path, "utf8");
     } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      if (missing(cause)) return undefined;
       throw new NodeFsError(`cannot read ${path}`, { cause });
+    }
+  },
+  async exists(path) {
+    try {
+      await access(path);
+      return true;
+    } catch (cause) {
+      if (missing(cause)) return false;
+      throw new NodeFsError(`cannot look at ${path}`, { cause });
+    }
+  },
+  async list(dir) {
+    try {
+      return await readdir(dir);
+    } catch (cause) {
+      if (missing(cause)) return [];
+      throw new NodeFsError(`cannot list ${dir}`, { cause });
     }
   },
   async mkdirp(path) {
