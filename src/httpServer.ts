@@ -1,6 +1,7 @@
 // /metrics, /healthz and /readyz on listen addresses given by flags ("host:port", ":port").
 
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
+import { http } from "./nodeHttp.ts";
 import type { AddressInfo } from "node:net";
 /** A metrics registry: prom-client's Registry, or the agent's own (src/agent/metrics.ts). */
 export interface MetricsSource {
@@ -36,7 +37,7 @@ export interface Listening {
 
 export async function serve(addr: string, e: Endpoints): Promise<Listening> {
   const { host, port } = parseAddress(addr);
-  const server: Server = createServer((req, res) => {
+  const server: Server = http.createServer((req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (path === "/metrics" && e.registry !== undefined) {
       const registry = e.registry;

@@ -35,6 +35,8 @@ export interface Selector {
   readonly namespace?: string;
   readonly labelSelector?: string;
   readonly fieldSelector?: string;
+  /** Objects per list page (default 500): smaller pages keep less of a list in memory at once. */
+  readonly pageSize?: number;
 }
 
 export interface ListResult {
@@ -126,7 +128,7 @@ export class KubeClient implements KubeApi {
     let resourceVersion = "";
     let continueToken: string | undefined;
     do {
-      const query = new URLSearchParams({ limit: String(LIST_PAGE) });
+      const query = new URLSearchParams({ limit: String(selector.pageSize ?? LIST_PAGE) });
       if (selector.labelSelector !== undefined) query.set("labelSelector", selector.labelSelector);
       if (selector.fieldSelector !== undefined) query.set("fieldSelector", selector.fieldSelector);
       if (continueToken !== undefined) query.set("continue", continueToken);

@@ -2,7 +2,7 @@
 // thrown, so an Event can never block a reconcile.
 
 import { randomBytes } from "node:crypto";
-import type { Logger } from "pino";
+import type { Logger } from "./log.ts";
 import type { KubeApi } from "./client.ts";
 import type { Clock } from "./clock.ts";
 import { microTime } from "./leaderElection.ts";

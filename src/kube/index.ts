@@ -72,6 +72,7 @@ export {
   type KubeConfigSource,
   type TlsSettings,
 } from "./kubeconfig.ts";
+export { type LogFn, type Logger } from "./log.ts";
 export {
   LeaderElectionConfigError,
   LeaderElector,

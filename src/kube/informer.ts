@@ -6,7 +6,7 @@
 // Handlers are called after the cache is updated, so a handler that reads the cache sees the
 // change. A re-list reports objects that disappeared meanwhile as deletions.
 
-import type { Logger } from "pino";
+import type { Logger } from "./log.ts";
 import type { ListWatcher, WatchEvent } from "./client.ts";
 import { systemDelay, type Delay } from "./clock.ts";
 import { isGone, ResourceExpiredError } from "./errors.ts";

@@ -10,7 +10,7 @@
 //
 // The Lease API is behind LeaseStore so the timing is unit-tested with a fake clock and store.
 
-import type { Logger } from "pino";
+import type { Logger } from "./log.ts";
 import type { KubeApi } from "./client.ts";
 import type { Clock, Delay } from "./clock.ts";
 import { KubeError, isConflict } from "./errors.ts";

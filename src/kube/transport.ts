@@ -9,8 +9,9 @@
 // 80 MiB of memory (docs/scale.md), which no in-cluster process should pay.
 
 import { readFile } from "node:fs/promises";
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from "node:https";
+import type { IncomingMessage } from "node:http";
+import type { RequestOptions } from "node:https";
+import { http, https } from "../nodeHttp.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import { KubeConfigError, KubeError } from "./errors.ts";
@@ -43,8 +44,8 @@ export class Transport {
   readonly server: string;
   readonly #config: KubeConfig | ExternalKubeConfig;
   readonly #clock: Clock;
-  readonly #https = new HttpsAgent({ keepAlive: true, maxSockets: 16 });
-  readonly #http = new HttpAgent({ keepAlive: true, maxSockets: 16 });
+  readonly #https = new https.Agent({ keepAlive: true, maxSockets: 16 });
+  readonly #http = new http.Agent({ keepAlive: true, maxSockets: 16 });
   #token: { readonly value: string; readonly readAt: number } | undefined;
   #plugin: Promise<ExternalKubeConfig> | undefined;
 
@@ -145,7 +146,7 @@ export class Transport {
     if (init.signal !== undefined) options.signal = init.signal;
     options.timeout = init.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return new Promise<IncomingMessage>((resolve, reject) => {
-      const req = (isHttp ? httpRequest : httpsRequest)(url, options, resolve);
+      const req = (isHttp ? http.request : https.request)(url, options, resolve);
       req.on("timeout", () => {
         req.destroy(new IdleError(`${method} ${path}: no answer within ${options.timeout} ms`));
       });
