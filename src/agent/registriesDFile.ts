@@ -8,7 +8,6 @@
 
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { parse, stringify } from "yaml";
 import { indexLayer, type ScopeIndex } from "../compiler/combine.ts";
 import type { Layer } from "../compiler/layer.ts";
 import {
@@ -19,6 +18,7 @@ import {
 } from "../compiler/registriesD.ts";
 import type { Requirement } from "../compiler/requirements.ts";
 import { mirrorScopes, type RegistryMirrors } from "./registriesConf.ts";
+import { readYaml, writeYamlSubset, type SubsetValue } from "./yamlSubset.ts";
 
 export const DEFAULT_DOCKER = "default-docker";
 
@@ -34,7 +34,6 @@ export interface OmittedKey {
 
 export interface NodeRegistriesD {
   readonly document: RegistriesDDocument;
-  readonly text: string;
   readonly omitted: readonly OmittedKey[];
 }
 
@@ -100,18 +99,32 @@ export function nodeRegistriesD(
     dd = undefined;
   }
   const document = build(dd, docker);
-  return { document, text: registriesDText(document), omitted: omitted.sort(byKey) };
+  return { document, omitted: omitted.sort(byKey) };
 }
 
 function byKey(a: OmittedKey, b: OmittedKey): number {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
+/** The agent's registries.d file: block YAML in the subset it reads back without the yaml
+ * package (yamlSubset.ts), keys sorted. */
 export function registriesDText(document: RegistriesDDocument): string {
+  const entry = (e: RegistriesDEntry): SubsetValue =>
+    new Map<string, SubsetValue>([
+      ...(e["use-sigstore-attachments"] === true
+        ? [["use-sigstore-attachments", true] as const]
+        : []),
+      ...(e.lookaside === undefined ? [] : [["lookaside", e.lookaside] as const]),
+    ]);
+  const doc = new Map<string, SubsetValue>();
+  const dd = document[DEFAULT_DOCKER];
+  if (dd !== undefined) doc.set(DEFAULT_DOCKER, entry(dd));
+  const docker = Object.entries(document.docker ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  if (docker.length > 0) doc.set("docker", new Map(docker.map(([k, e]) => [k, entry(e)])));
   return (
     "# Written by imagepolicy-operator's agent; do not edit. Scopes (and their mirrors) that need\n" +
     "# sigstore attachments or a GPG lookaside for cluster.json and <namespace>.json.\n" +
-    stringify(document, { sortMapEntries: true, lineWidth: 0 })
+    writeYamlSubset(doc)
   );
 }
 
@@ -135,7 +148,7 @@ function ownEntry(v: unknown): RegistriesDEntry | undefined {
 export function parseOwnRegistriesD(text: string): RegistriesDDocument | undefined {
   let doc: unknown;
   try {
-    doc = parse(text) ?? {};
+    doc = readYaml(text) ?? {};
   } catch {
     return undefined;
   }
@@ -182,7 +195,7 @@ export async function readOtherKeys(
       if (file === ownFile) continue;
       let doc: unknown;
       try {
-        doc = parse(await readFile(file, "utf8")) ?? {};
+        doc = readYaml(await readFile(file, "utf8")) ?? {};
       } catch (cause) {
         throw new RegistriesDReadError(`cannot read ${file}: ${(cause as Error).message}`, {
           cause,

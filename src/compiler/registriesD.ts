@@ -8,7 +8,7 @@
 // whether containers/image falls back to parent entries field by field. The "" scope (`*`) maps
 // to `default-docker`.
 
-import { stringify } from "yaml";
+import { createRequire } from "node:module";
 import type { ObjectRef } from "../api/types.ts";
 import { decideOnChain, type ScopeEntry, type ScopeIndex } from "./combine.ts";
 import { needsSigstoreAttachments } from "./requirements.ts";
@@ -126,9 +126,19 @@ export function registriesD(
     ...(defaultDocker === undefined ? {} : { "default-docker": defaultDocker }),
     ...(Object.keys(docker).length === 0 ? {} : { docker }),
   };
-  const text =
-    "# Written by imagepolicy-operator; do not edit. Scopes that need sigstore attachments or a\n" +
-    "# GPG lookaside for the policies in cluster.json and policies/<namespace>.json.\n" +
-    stringify(document, { sortMapEntries: true, lineWidth: 0 });
-  return { document, text, conflicts };
+  // The text is made when asked for: the agent, which writes its own registries.d file, never
+  // loads the yaml package for it (docs/scale.md).
+  return {
+    document,
+    get text(): string {
+      // A module, not input data: the cast names its type.
+      const { stringify } = createRequire(import.meta.url)("yaml") as typeof import("yaml");
+      return (
+        "# Written by imagepolicy-operator; do not edit. Scopes that need sigstore attachments or a\n" +
+        "# GPG lookaside for the policies in cluster.json and policies/<namespace>.json.\n" +
+        stringify(document, { sortMapEntries: true, lineWidth: 0 })
+      );
+    },
+    conflicts,
+  };
 }
