@@ -5,7 +5,7 @@
 // ConfigMaps (parsing only what changed), moves the files through plan/apply (files.ts), asks
 // CRI-O whether it reads them, and reports the node's status when it changed.
 
-import type { Logger } from "pino";
+import type { Logger } from "../kube/index.ts";
 import type { ScopeIndex } from "../compiler/combine.ts";
 import { LATEST_KNOWN, parseCrioVersion, type CrioVersion } from "../compiler/crioVersion.ts";
 import type { Informer, InformerEvent, KubeObject, WorkQueue } from "../kube/index.ts";
@@ -18,7 +18,7 @@ import {
 } from "./crioProbe.ts";
 import { EMPTY_LAYER, NodeFiles, NodeFilesError, type FilesOutcome } from "./files.ts";
 import { REGISTRIES_D_FILE, type NodePaths } from "./hostPaths.ts";
-import { LayerSources } from "./layers.ts";
+import { LayerSources, own } from "./layers.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import type { NodeFs } from "./nodeFs.ts";
 import type { NodeInputs } from "./nodeInputs.ts";
@@ -77,14 +77,14 @@ export function trimNode(node: KubeObject): KubeObject {
   const m = node.metadata;
   const facts = nodeFacts(node);
   return {
-    apiVersion: node.apiVersion,
-    kind: node.kind,
+    apiVersion: own(node.apiVersion),
+    kind: own(node.kind),
     metadata: {
-      name: m.name,
-      ...(m.uid === undefined ? {} : { uid: m.uid }),
-      ...(m.resourceVersion === undefined ? {} : { resourceVersion: m.resourceVersion }),
+      name: own(m.name),
+      ...(m.uid === undefined ? {} : { uid: own(m.uid) }),
+      ...(m.resourceVersion === undefined ? {} : { resourceVersion: own(m.resourceVersion) }),
     },
-    status: { nodeInfo: { containerRuntimeVersion: facts?.runtimeVersion ?? "" } },
+    status: { nodeInfo: { containerRuntimeVersion: own(facts?.runtimeVersion ?? "") } },
   };
 }
 

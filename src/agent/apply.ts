@@ -49,6 +49,14 @@ export class Renderings {
     this.#text = text;
   }
 
+  /** Keeps only the rendering of these cluster layers (the current one), and forgets rendered
+   * lists: between reconciles the agent holds one rendering. */
+  retain(revisions: readonly string[]): void {
+    const key = revisions.join("+");
+    for (const k of [...this.#bases.keys()]) if (k !== key) this.#bases.delete(k);
+    this.#cache.trim();
+  }
+
   /** The parsed layer of `revision`; undefined when its text is not known (or does not parse). */
   index(revision: string): ScopeIndex | undefined {
     const text = this.#text(revision);

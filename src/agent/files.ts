@@ -4,7 +4,7 @@
 // moves the files to a desired state through plan.ts and apply.ts; it reads no policy file back.
 
 import { createHash } from "node:crypto";
-import type { Logger } from "pino";
+import type { Logger } from "../kube/index.ts";
 import { allowsNoMore, type ScopeIndex } from "../compiler/combine.ts";
 import type { CrioVersion } from "../compiler/crioVersion.ts";
 import { EMPTY_CLUSTER_LAYER, serializeLayer } from "../compiler/layer.ts";
@@ -181,6 +181,7 @@ export class NodeFiles {
     });
     this.#clusterTexts.set(C, d.cluster.text);
     const result = await this.#apply(p, renderings, text, signal);
+    renderings.retain([C]);
     return {
       result,
       plan: p,

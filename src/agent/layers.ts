@@ -41,22 +41,33 @@ export interface LayerState {
   readonly problems: readonly string[];
 }
 
-/** The informer transform: only what the agent reads of a layer ConfigMap. */
+/** A copy of `s` that shares no memory with it. JSON.parse returns strings that may be slices of
+ * the whole response text; keeping one would keep the whole response (megabytes for a list). */
+export function own(s: string): string {
+  return Buffer.from(s, "utf8").toString("utf8");
+}
+
+/** The informer transform: only what the agent reads of a layer ConfigMap, in strings of its
+ * own. */
 export function trimLayerConfigMap(obj: KubeObject): KubeObject {
   const m = obj.metadata;
   const text = dataOf(obj);
   const revision = m.annotations?.[REVISION_ANNOTATION];
+  const labels =
+    m.labels === undefined
+      ? undefined
+      : Object.fromEntries(Object.entries(m.labels).map(([k, v]) => [own(k), own(v)]));
   return {
-    apiVersion: obj.apiVersion,
-    kind: obj.kind,
+    apiVersion: own(obj.apiVersion),
+    kind: own(obj.kind),
     metadata: {
-      name: m.name,
-      ...(m.namespace === undefined ? {} : { namespace: m.namespace }),
-      ...(m.resourceVersion === undefined ? {} : { resourceVersion: m.resourceVersion }),
-      ...(m.labels === undefined ? {} : { labels: m.labels }),
-      ...(revision === undefined ? {} : { annotations: { [REVISION_ANNOTATION]: revision } }),
+      name: own(m.name),
+      ...(m.namespace === undefined ? {} : { namespace: own(m.namespace) }),
+      ...(m.resourceVersion === undefined ? {} : { resourceVersion: own(m.resourceVersion) }),
+      ...(labels === undefined ? {} : { labels }),
+      ...(revision === undefined ? {} : { annotations: { [REVISION_ANNOTATION]: own(revision) } }),
     },
-    ...(text === undefined ? {} : { data: { [LAYER_KEY]: text } }),
+    ...(text === undefined ? {} : { data: { [LAYER_KEY]: own(text) } }),
   };
 }
 

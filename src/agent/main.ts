@@ -2,7 +2,6 @@
 // client, informers, work queue, HTTP endpoints; runs until SIGTERM or SIGINT, then shuts down
 // gracefully.
 
-import { pino } from "pino";
 import type { Io } from "../cli/io.ts";
 import {
   apiVersionOf,
@@ -11,7 +10,9 @@ import {
   loadKubeConfig,
   Resources,
   WorkQueue,
+  type Logger,
 } from "../kube/index.ts";
+import { jsonLogger } from "./log.ts";
 import { Agent, trimNode } from "./agent.ts";
 import { AGENT_USAGE, AgentUsageError, parseAgentArgs, type AgentConfig } from "./config.ts";
 import { fetchCrioConfig } from "./crioProbe.ts";
@@ -38,9 +39,11 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     io.err(`error: ${(err as Error).message}\n${AGENT_USAGE}`);
     return err instanceof AgentUsageError ? 2 : 1;
   }
-  const logger = pino({
+  const logger = jsonLogger({
     level: config.logLevel,
     base: { component: "agent", node: config.nodeName },
+    write: (line) => process.stdout.write(line),
+    now: () => Date.now(),
   });
   try {
     return await run(config, logger);
@@ -50,7 +53,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   }
 }
 
-async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
+async function run(config: AgentConfig, logger: Logger): Promise<number> {
   const paths = nodePaths(config.host);
   const client = new KubeClient(loadKubeConfig(config.kubeconfig, process.env));
   const metrics = new AgentMetrics();
@@ -59,6 +62,8 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
     source: client.listWatcher(Resources.configMaps, {
       namespace: config.namespace,
       labelSelector: LAYER_SELECTOR,
+      // A layer can be large (up to the 1 MiB object limit): a page at a time stays small.
+      pageSize: 20,
     }),
     logger,
     transform: trimLayerConfigMap,

@@ -56,8 +56,9 @@ const SEPARATOR = Buffer.from(DOCUMENT_TEXT.separator);
 const SUFFIX = Buffer.from(DOCUMENT_TEXT.suffix);
 const EMPTY = Buffer.from(DOCUMENT_TEXT.empty);
 
-/** Above this many combinations the cache starts over (its memory stays bounded). */
-const MAX_COMBINATIONS = 8192;
+/** Above this many lists (or combinations) the cache starts over: its memory stays bounded by
+ * a few files' worth (renderings keep the values they hold). */
+const MAX_ENTRIES = 2048;
 
 /** Rendered requirement lists for one CRI-O version, by content. One per reconcile. */
 export class ValueCache {
@@ -73,6 +74,12 @@ export class ValueCache {
 
   constructor(target: CrioVersion) {
     this.target = target;
+  }
+
+  /** Forgets the lists rendered so far (renderings keep the values they hold). */
+  trim(): void {
+    this.#values.clear();
+    this.#combined.clear();
   }
 
   /** requirementKey, once per requirement object. */
@@ -109,6 +116,7 @@ export class ValueCache {
     const key = this.#keyOf(reqs);
     let v = this.#values.get(key);
     if (v === undefined) {
+      if (this.#values.size >= MAX_ENTRIES) this.#values.clear();
       v = this.#render(reqs, key);
       this.#values.set(key, v);
     }
@@ -121,7 +129,7 @@ export class ValueCache {
     const key = `${base.key}|${this.#keyOf(extra)}`;
     let v = this.#combined.get(key);
     if (v === undefined) {
-      if (this.#combined.size >= MAX_COMBINATIONS) this.#combined.clear();
+      if (this.#combined.size >= MAX_ENTRIES) this.#combined.clear();
       v = this.value(simplify([...base.reqs, ...extra], this.requirementKey));
       this.#combined.set(key, v);
     }

@@ -2,7 +2,7 @@
 // adopted) once with the Node as owner, then patched only when something other than timestamps
 // changed, with a merge patch of the fields that changed.
 
-import type { Logger } from "pino";
+import type { Logger } from "../kube/index.ts";
 import type { KubeObject } from "../kube/index.ts";
 import {
   nodeStatus,
