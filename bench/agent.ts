@@ -36,7 +36,8 @@ import {
   startBenchCluster,
   waitQuiet,
   waitReported,
-  warmCompileCache,
+  agentEnvironment,
+  prepareNodeRoot,
   type AgentProcess,
   type ProcStats,
 } from "./harness.ts";
@@ -102,11 +103,15 @@ export async function runAgentBenchmark(options: {
   readonly seed: number;
   readonly cgroup: boolean;
   readonly log: (line: string) => void;
-}): Promise<AgentFigures> {
+  /** Replaces the DaemonSet's NODE_OPTIONS (to try other settings). */
+  readonly nodeOptions?: string | undefined;
+  /** Stops after the idle measurement (to try settings quickly): the other rows stay empty. */
+  readonly idleOnly?: boolean;
+}): Promise<AgentFigures | undefined> {
   const { tree, dir, log } = options;
   const shipped = await shippedAgent(tree);
-  const env = shipped.env;
-  await warmCompileCache(tree, env);
+  const env = await agentEnvironment(tree, shipped.env, path.join(dir, "compile-cache"));
+  if (options.nodeOptions !== undefined) env["NODE_OPTIONS"] = options.nodeOptions;
   const world = new World(options.seed);
   const p0 = publish(world.objects, TARGET, undefined);
   log(`starting a control plane in ${dir}`);
@@ -117,7 +122,7 @@ export async function runAgentBenchmark(options: {
     await cluster.applyLayers(layerChanges(undefined, p0));
     const kubeconfig = await cluster.addNode(NODE, RUNTIME);
     const root = path.join(dir, "root");
-    await mkdir(root, { recursive: true });
+    await prepareNodeRoot(root);
     if (options.cgroup) {
       if (shipped.memoryLimitBytes === undefined)
         throw new BenchError("the DaemonSet sets no limit");
@@ -177,7 +182,10 @@ export async function runAgentBenchmark(options: {
     await delay(10_000);
     await waitQuiet(agent.pid);
     const idleRssKiB = (await procStats(agent.pid)).rssKiB;
-    log(`idle RSS ${fmtMiB(idleRssKiB)}`);
+    log(
+      `idle RSS ${fmtMiB(idleRssKiB)}, peak so far ${fmtMiB((await procStats(agent.pid)).hwmKiB)}`,
+    );
+    if (options.idleOnly === true) return undefined;
 
     // One namespace's ImagePolicy.
     let current = p0;
@@ -272,7 +280,7 @@ export async function runAgentBenchmark(options: {
       ...(cg === undefined ? {} : { cgroup: cg }),
     };
   } finally {
-    for (const a of agents) await a.stop("SIGKILL");
+    for (const a of agents) await a.stop("SIGTERM");
     await cluster.stop();
     if (cgroup !== undefined) await rmdir(cgroup).catch(() => undefined);
   }
@@ -368,6 +376,8 @@ async function main(): Promise<void> {
       cgroup: { type: "boolean" },
       out: { type: "string" },
       keep: { type: "boolean" },
+      "node-options": { type: "string" },
+      "idle-only": { type: "boolean" },
     },
     strict: true,
   });
@@ -376,12 +386,14 @@ async function main(): Promise<void> {
   const log = (line: string): void => {
     process.stderr.write(`[bench-agent ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
   };
-  const run = (tree: string, sub: string): Promise<AgentFigures> =>
+  const run = (tree: string, sub: string): Promise<AgentFigures | undefined> =>
     runAgentBenchmark({
       tree: path.resolve(tree),
       dir: path.join(dir, sub),
       seed,
       cgroup: values.cgroup === true,
+      nodeOptions: values["node-options"],
+      idleOnly: values["idle-only"] === true,
       log: (line) => {
         log(`${sub}: ${line}`);
       },
@@ -390,6 +402,7 @@ async function main(): Promise<void> {
     const beforeTree = values["before-tree"];
     const before = beforeTree === undefined ? undefined : await run(beforeTree, "before");
     const after = await run(values.tree ?? repoRoot, "after");
+    if (after === undefined) return;
     if (values.out !== undefined) {
       await writeFile(values.out, `${JSON.stringify({ before, after })}\n`);
     }

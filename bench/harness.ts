@@ -208,8 +208,8 @@ export async function startBenchCluster(dir: string, tree: string): Promise<Benc
 // ---------------------------------------------------------------------------------------------
 // Agent processes
 
-/** The agent's container as config/agent/daemonset.yaml declares it: its NODE_OPTIONS and
- * NODE_COMPILE_CACHE environment (if any) and its memory limit. */
+/** The agent's container as config/agent/daemonset.yaml declares it: its literal environment
+ * (NODE_OPTIONS, NODE_COMPILE_CACHE, ...) and its memory request and limit. */
 export interface ShippedAgent {
   readonly env: Readonly<Record<string, string>>;
   readonly memoryLimitBytes: number | undefined;
@@ -246,12 +246,9 @@ export async function shippedAgent(tree: string): Promise<ShippedAgent> {
     }
   ).spec?.template?.spec?.containers?.[0];
   if (container === undefined) throw new BenchError("no container in the DaemonSet");
+  // Every literal value (NODE_OPTIONS, NODE_COMPILE_CACHE, MALLOC_*); fieldRefs are the pod's.
   const env: Record<string, string> = {};
-  for (const e of container.env ?? []) {
-    if ((e.name === "NODE_OPTIONS" || e.name === "NODE_COMPILE_CACHE") && e.value !== undefined) {
-      env[e.name] = e.value;
-    }
-  }
+  for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
   return {
     env,
     memoryLimitBytes: bytesOf(container.resources?.limits?.memory),
@@ -353,15 +350,19 @@ export function startAgent(o: AgentOptions): AgentProcess {
   };
 }
 
-/** Warms Node's compile cache for `tree` as the image build does (the TypeScript sources
- * stripped once, then served from the cache), when the DaemonSet names a cache. */
-export async function warmCompileCache(
+/** The DaemonSet's environment for a process of this machine: a NODE_COMPILE_CACHE (a directory
+ * of the image, warmed when it is built) becomes `cacheDir`, warmed here the same way: the
+ * TypeScript sources stripped once (`agent --help` loads every module of the agent), then served
+ * from the cache. */
+export async function agentEnvironment(
   tree: string,
-  env: Readonly<Record<string, string>>,
-): Promise<void> {
-  const dir = env["NODE_COMPILE_CACHE"];
-  if (dir === undefined) return;
-  await rm(dir, { recursive: true, force: true });
+  shipped: Readonly<Record<string, string>>,
+  cacheDir: string,
+): Promise<Record<string, string>> {
+  const env: Record<string, string> = { ...shipped };
+  if (env["NODE_COMPILE_CACHE"] === undefined) return env;
+  env["NODE_COMPILE_CACHE"] = cacheDir;
+  await rm(cacheDir, { recursive: true, force: true });
   await new Promise<void>((resolve, reject) => {
     const child = spawn(nodeBinary, [path.join(tree, "src/cli/main.ts"), "agent", "--help"], {
       cwd: tree,
@@ -374,6 +375,30 @@ export async function warmCompileCache(
       else reject(new BenchError(`warming the compile cache exited ${String(code)}`));
     });
   });
+  return env;
+}
+
+/** A node's own registries.d file as Debian's containers-common ships it (comments and an empty
+ * default-docker): the agent reads it on every node. */
+export const DISTRIBUTION_REGISTRIES_D = `# This is a default registries.d configuration file.  You may
+# add to this file or create additional files in registries.d/.
+#
+# lookaside: for reading/writing simple signing signatures
+# lookaside-staging: for writing simple signing signatures, preferred over lookaside
+default-docker:
+#  lookaside: https://example.com/sigstore
+#  lookaside-staging: file:///var/lib/containers/sigstore
+
+# docker:
+#   privateregistry.com:
+#     lookaside: https://privateregistry.com/sigstore/
+`;
+
+/** Prepares a simulated node's root: the distribution's registries.d file. */
+export async function prepareNodeRoot(root: string): Promise<void> {
+  const dir = path.join(root, "etc/containers/registries.d");
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, "default.yaml"), DISTRIBUTION_REGISTRIES_D);
 }
 
 // ---------------------------------------------------------------------------------------------
