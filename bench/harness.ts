@@ -279,18 +279,60 @@ export interface AgentProcess {
 }
 
 export function startAgent(o: AgentOptions): AgentProcess {
+  return startProcess(
+    o.tree,
+    [
+      "agent",
+      `--kubeconfig=${o.kubeconfig}`,
+      `--node-name=${o.node}`,
+      `--root=${o.root}`,
+      // The CRI-O probe is local and cheap; a long interval keeps it out of the CPU figures.
+      "--probe-interval=3600",
+      ...(o.extraArgs ?? []),
+    ],
+    o,
+  );
+}
+
+/** `imagepolicy controller` of `tree` (metrics and health on the given ports). */
+export function startController(o: {
+  readonly tree: string;
+  readonly kubeconfig: string;
+  readonly metricsPort: number;
+  readonly healthPort: number;
+  readonly logPath: string;
+  readonly identity?: string;
+  /** The image the controller protects as the pause image (lock-out refusals). */
+  readonly pauseImage?: string;
+}): AgentProcess {
+  return startProcess(
+    o.tree,
+    [
+      "controller",
+      `--kubeconfig=${o.kubeconfig}`,
+      `--namespace=${OPERATOR_NAMESPACE}`,
+      `--metrics-addr=127.0.0.1:${o.metricsPort}`,
+      `--health-addr=127.0.0.1:${o.healthPort}`,
+      ...(o.identity === undefined ? [] : [`--identity=${o.identity}`]),
+      ...(o.pauseImage === undefined ? [] : [`--pause-image=${o.pauseImage}`]),
+    ],
+    { logPath: o.logPath },
+  );
+}
+
+function startProcess(
+  tree: string,
+  commandArgs: readonly string[],
+  o: {
+    readonly logPath: string;
+    readonly env?: Readonly<Record<string, string>>;
+    readonly cgroup?: string;
+    readonly node?: string;
+  },
+): AgentProcess {
   const fd = openSync(o.logPath, "a");
-  const main = path.join(o.tree, "src/cli/main.ts");
-  const args = [
-    main,
-    "agent",
-    `--kubeconfig=${o.kubeconfig}`,
-    `--node-name=${o.node}`,
-    `--root=${o.root}`,
-    // The CRI-O probe is local and cheap; a long interval keeps it out of the CPU figures.
-    "--probe-interval=3600",
-    ...(o.extraArgs ?? []),
-  ];
+  const main = path.join(tree, "src/cli/main.ts");
+  const args = [main, ...commandArgs];
   const env = { ...process.env, ...o.env };
   delete env["NODE_OPTIONS"];
   if (o.env?.["NODE_OPTIONS"] !== undefined) env["NODE_OPTIONS"] = o.env["NODE_OPTIONS"];
@@ -301,7 +343,7 @@ export function startAgent(o: AgentOptions): AgentProcess {
     child =
       o.cgroup === undefined
         ? spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", nodeBinary, ...args], {
-            cwd: o.tree,
+            cwd: tree,
             env,
             stdio: ["ignore", fd, fd],
           })
@@ -318,13 +360,13 @@ export function startAgent(o: AgentOptions): AgentProcess {
               nodeBinary,
               ...args,
             ],
-            { cwd: o.tree, env, stdio: ["ignore", fd, fd] },
+            { cwd: tree, env, stdio: ["ignore", fd, fd] },
           );
   } finally {
     closeSync(fd);
   }
   const pid = child.pid;
-  if (pid === undefined) throw new BenchError(`cannot start the agent of ${o.node}`);
+  if (pid === undefined) throw new BenchError(`cannot start ${commandArgs.join(" ")}`);
   let done = false;
   const exited = new Promise<number | null>((resolve) => {
     child.once("exit", (code, signal) => {

@@ -82,6 +82,20 @@ export function layerChanges(before: Published | undefined, after: Published): L
   return out;
 }
 
+/** An image the cluster layer of `p` accepts without a signature (a repository scope of an
+ * accepting policy): what the controller's --pause-image protects in the benchmarks, so that its
+ * lock-out check (docs/design.md "No lock-out") refuses nothing of the fixture. */
+export function acceptedImage(p: Published): string {
+  for (const policy of p.plan.cluster.layer.policies) {
+    if (policy.requirement.kind !== "accept") continue;
+    const scope = policy.scopes.find(
+      (s) => s.includes("/") && !s.includes(":") && !s.includes("@"),
+    );
+    if (scope !== undefined) return `${scope}/bench-pause:1`;
+  }
+  throw new BenchError("the fixture accepts no repository scope");
+}
+
 /** The files a node must hold for `objects`: the offline compiler's output. */
 export function expectedFiles(
   objects: readonly AnyImagePolicy[],
@@ -99,6 +113,7 @@ export function expectedFiles(
 /** The fixture's objects and a stream of deterministic edits of them. */
 export class World {
   objects: AnyImagePolicy[];
+  #last: AnyImagePolicy | undefined;
   readonly #rng: Rng;
   readonly #keys: readonly string[];
 
@@ -156,9 +171,16 @@ export class World {
     };
   }
 
+  /** The object the last edit made. */
+  lastEdited(): AnyImagePolicy {
+    if (this.#last === undefined) throw new BenchError("no edit yet");
+    return this.#last;
+  }
+
   #replace(old: AnyImagePolicy, next: AnyImagePolicy): void {
     const i = this.objects.indexOf(old);
     if (i < 0) throw new BenchError("object not in the world");
     this.objects[i] = next;
+    this.#last = next;
   }
 }

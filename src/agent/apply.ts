@@ -37,6 +37,8 @@ export class Renderings {
   #text: (revision: string) => string | undefined;
   readonly #cache: ValueCache;
   readonly #bases = new Map<string, BaseRendering>();
+  /** Layers parsed during one reconcile (a transition renders each namespace twice). */
+  readonly #indexes = new Map<string, ScopeIndex>();
 
   constructor(target: CrioVersion, text: (revision: string) => string | undefined) {
     this.target = target;
@@ -55,17 +57,23 @@ export class Renderings {
     const key = revisions.join("+");
     for (const k of [...this.#bases.keys()]) if (k !== key) this.#bases.delete(k);
     this.#cache.trim();
+    this.#indexes.clear();
   }
 
-  /** The parsed layer of `revision`; undefined when its text is not known (or does not parse). */
+  /** The parsed layer of `revision` (kept until retain()); undefined when its text is not known
+   * (or does not parse). */
   index(revision: string): ScopeIndex | undefined {
+    let index = this.#indexes.get(revision);
+    if (index !== undefined) return index;
     const text = this.#text(revision);
     if (text === undefined) return undefined;
     try {
-      return indexLayer(parseLayer(text));
+      index = indexLayer(parseLayer(text));
     } catch {
       return undefined;
     }
+    this.#indexes.set(revision, index);
+    return index;
   }
 
   /** The AND of these cluster layers, rendered; undefined when one is not known. */
@@ -203,7 +211,12 @@ export async function applyPlan(
           };
           const text = serializeManifest(next);
           // Only a manifest on disk counts: the next plan starts from it if this write fails.
-          if (text !== manifestText) await write(paths.manifest, text);
+          // What it records is durable before it, and it before anything after it.
+          if (text !== manifestText) {
+            await fs.sync();
+            await write(paths.manifest, text);
+            await fs.sync();
+          }
           manifest = next;
           manifestText = text;
           break;
@@ -219,7 +232,11 @@ export async function applyPlan(
               `cluster layer ${step.revision} does not render: ${r === undefined ? "not known" : r.problems.join("; ")}`,
             );
           }
+          // The files written before (tighter than both cluster layers) are durable before
+          // cluster.json changes, and it before the files written after it.
+          await fs.sync();
           await write(paths.clusterJson, r.parts);
+          await fs.sync();
           break;
         }
         case "namespace": {
@@ -257,6 +274,7 @@ export async function applyPlan(
         }
       }
     }
+    await fs.sync();
   } catch (cause) {
     return result(cause instanceof Error ? cause : new ApplyError("step failed", { cause }));
   }

@@ -88,7 +88,7 @@ async function run(config: AgentConfig, logger: Logger): Promise<number> {
       probeIntervalMs: config.probeIntervalMs,
     },
     {
-      fs: realNodeFs,
+      fs: realNodeFs(),
       logger,
       metrics,
       layers,

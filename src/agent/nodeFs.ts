@@ -3,11 +3,15 @@
 // decides what to write from its manifest, never by reading a policy file back.
 
 import { access, mkdir, readdir, readFile, rm } from "node:fs/promises";
-import { atomicWrite } from "../atomicWrite.ts";
+import { dirname } from "node:path";
+import { atomicWriteSync, syncDirectory } from "../atomicWrite.ts";
 
 export interface NodeFs {
-  /** Replaces `path` atomically with `data` (text, or pieces written in order). */
+  /** Replaces `path` atomically with `data` (text, or pieces written in order); the rename is
+   * durable after the next sync(). */
   write(path: string, data: string | readonly Uint8Array[]): Promise<void>;
+  /** Makes every write so far durable (one fsync per directory written to). */
+  sync(): Promise<void>;
   /** Returns whether a file was there. */
   remove(path: string): Promise<boolean>;
   /** undefined when the file does not exist. */
@@ -24,9 +28,35 @@ export class NodeFsError extends Error {
 
 const missing = (cause: unknown): boolean => (cause as NodeJS.ErrnoException).code === "ENOENT";
 
-export const realNodeFs: NodeFs = {
-  write: (path, data) => atomicWrite(path, data),
-  async remove(path) {
+/** The node's real files. One per process: it remembers the directories written since the last
+ * sync. */
+export function realNodeFs(): NodeFs {
+  const dirty = new Set<string>();
+  return {
+    // Synchronous: the agent writes one file at a time anyway, and gives the event loop back
+    // between files (apply.ts); it spares a thread-pool round trip and the promises of five
+    // calls per file (docs/scale.md).
+    write(path, data) {
+      try {
+        atomicWriteSync(path, data);
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new NodeFsError(String(err)));
+      }
+      dirty.add(dirname(path));
+      return new Promise((resolve) => setImmediate(resolve));
+    },
+    async sync() {
+      for (const dir of [...dirty]) {
+        await syncDirectory(dir);
+        dirty.delete(dir);
+      }
+    },
+    ...fileReads,
+  };
+}
+
+const fileReads = {
+  async remove(path: string): Promise<boolean> {
     try {
       await rm(path);
       return true;
@@ -35,7 +65,7 @@ export const realNodeFs: NodeFs = {
       throw new NodeFsError(`cannot remove ${path}`, { cause });
     }
   },
-  async readText(path) {
+  async readText(path: string): Promise<string | undefined> {
     try {
       return await readFile(path, "utf8");
     } catch (cause) {
@@ -43,7 +73,7 @@ export const realNodeFs: NodeFs = {
       throw new NodeFsError(`cannot read ${path}`, { cause });
     }
   },
-  async exists(path) {
+  async exists(path: string): Promise<boolean> {
     try {
       await access(path);
       return true;
@@ -52,7 +82,7 @@ export const realNodeFs: NodeFs = {
       throw new NodeFsError(`cannot look at ${path}`, { cause });
     }
   },
-  async list(dir) {
+  async list(dir: string): Promise<string[]> {
     try {
       return await readdir(dir);
     } catch (cause) {
@@ -60,7 +90,7 @@ export const realNodeFs: NodeFs = {
       throw new NodeFsError(`cannot list ${dir}`, { cause });
     }
   },
-  async mkdirp(path) {
+  async mkdirp(path: string): Promise<void> {
     try {
       await mkdir(path, { recursive: true, mode: 0o755 });
     } catch (cause) {

@@ -70,16 +70,17 @@ export function parseLayer(text: string): Layer {
 
 type Fields = Readonly<Record<string, unknown>>;
 
+function isFields(v: unknown): v is Fields {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
 /** An object with only `allowed` keys (JSON.parse gives plain objects). */
 function fields(v: unknown, path: string, allowed: readonly string[]): Fields {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw new LayerParseError(path, "expected an object");
-  }
-  const o: Fields = Object.fromEntries(Object.entries(v));
-  for (const key of Object.keys(o)) {
+  if (!isFields(v)) throw new LayerParseError(path, "expected an object");
+  for (const key of Object.keys(v)) {
     if (!allowed.includes(key)) throw new LayerParseError(`${path}.${key}`, "unknown field");
   }
-  return o;
+  return v;
 }
 
 function optional<T>(

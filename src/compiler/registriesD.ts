@@ -80,10 +80,21 @@ export function registriesD(
       else list.push(i);
     }
   });
+  // Each entry's needs are computed once (an entry decides many scopes).
+  const needs = new Map<ScopeEntry, Needs>();
+  const needsOfEntry = (entry: ScopeEntry | undefined): Needs => {
+    if (entry === undefined) return NOTHING;
+    let n = needs.get(entry);
+    if (n === undefined) {
+      n = needsOf(entry);
+      needs.set(entry, n);
+    }
+    return n;
+  };
   for (const scope of [...scopes].sort(compareScopes)) {
     // Every document's decision for this scope, minus those where reject absorbs the rest.
     const chain = fallbackChain(scope);
-    const c = needsOf(decideOnChain(cluster, chain)?.entry);
+    const c = needsOfEntry(decideOnChain(cluster, chain)?.entry);
     const decidedBy = new Map<number, Scope>();
     for (const candidate of chain) {
       for (const i of holders.get(candidate) ?? []) {
@@ -95,7 +106,7 @@ export function registriesD(
       const scopeInNs = decidedBy.get(i);
       const ns = namespaces[i];
       if (scopeInNs !== undefined && ns !== undefined) {
-        docs.push([c, needsOf(ns.scopes.get(scopeInNs))]);
+        docs.push([c, needsOfEntry(ns.scopes.get(scopeInNs))]);
       }
     }
     const live = docs.filter((d) => !d.some((n) => n.reject)).flat();

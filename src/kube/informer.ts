@@ -42,6 +42,7 @@ export class Informer {
   readonly #maxBackoffMs: number;
   readonly #transform: (object: KubeObject) => KubeObject;
   readonly #cache = new Map<string, KubeObject>();
+  #sorted: KubeObject[] | undefined;
   readonly #handlers = new Set<InformerHandler>();
   readonly #syncWaiters = new Set<() => void>();
   #abort: AbortController | undefined;
@@ -95,11 +96,12 @@ export class Informer {
     return new Promise((resolve) => this.#syncWaiters.add(resolve));
   }
 
-  /** Every cached object, sorted by namespace/name. */
+  /** Every cached object, sorted by namespace/name (sorted once per change of the cache). */
   list(): KubeObject[] {
-    return [...this.#cache.entries()]
+    this.#sorted ??= [...this.#cache.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([, o]) => o);
+    return [...this.#sorted];
   }
 
   get(name: string, namespace?: string): KubeObject | undefined {
@@ -180,6 +182,7 @@ export class Informer {
     for (const [key, object] of [...this.#cache]) {
       if (!seen.has(key)) {
         this.#cache.delete(key);
+        this.#sorted = undefined;
         this.#emit({ type: "deleted", object });
       }
     }
@@ -201,6 +204,7 @@ export class Informer {
     if (event.type === "DELETED") {
       const old = this.#cache.get(key);
       this.#cache.delete(key);
+      this.#sorted = undefined;
       if (old !== undefined) this.#emit({ type: "deleted", object });
     } else {
       this.#upsert(key, object);
@@ -211,6 +215,7 @@ export class Informer {
   #upsert(key: string, object: KubeObject): void {
     const old = this.#cache.get(key);
     this.#cache.set(key, object);
+    this.#sorted = undefined;
     if (old === undefined) this.#emit({ type: "added", object });
     else if (old.metadata.resourceVersion !== object.metadata.resourceVersion) {
       this.#emit({ type: "updated", object, old });

@@ -185,7 +185,7 @@ describe("plan on real files", () => {
         const files = new NodeFiles(
           paths,
           hostLocations.policyDir,
-          realNodeFs,
+          realNodeFs(),
           pino({ level: "silent" }),
         );
         await files.load();

@@ -42,6 +42,9 @@ export class MemoryFs implements NodeFs {
     this.onChange(this.files, `write ${p}`);
     return Promise.resolve();
   }
+  sync(): Promise<void> {
+    return Promise.resolve();
+  }
   remove(p: string): Promise<boolean> {
     if (this.failOn?.(p) === true) return Promise.reject(new Error(`injected failure on ${p}`));
     const had = this.files.delete(p);

@@ -93,7 +93,7 @@ describe("YAML subset", () => {
     );
     // Not vacuous: most documents are in the subset.
     expect(accepted).toBeGreaterThan(500);
-  });
+  }, 120_000);
 
   it("writes documents both read back unchanged", () => {
     fc.assert(
@@ -106,7 +106,7 @@ describe("YAML subset", () => {
       }),
       { numRuns: 2000 },
     );
-  });
+  }, 120_000);
 
   it("reads the agent's own registries.d file and a distribution's without the package", () => {
     const own = writeYamlSubset(
