@@ -117,9 +117,22 @@ export class World {
   readonly #rng: Rng;
   readonly #keys: readonly string[];
 
-  constructor(seed: number) {
+  /** With `namespaces`, only the ImagePolicies of that many namespaces are kept (the cluster
+   * layer stays whole): a smaller world for tests. */
+  constructor(seed: number, options: { readonly namespaces?: number } = {}) {
     const f = generateFixture(seed);
-    this.objects = [...f.objects];
+    const keep = new Set(
+      [
+        ...new Set(
+          f.objects.flatMap((o) => (o.kind === "ImagePolicy" ? [o.metadata.namespace] : [])),
+        ),
+      ]
+        .sort()
+        .slice(0, options.namespaces ?? Infinity),
+    );
+    this.objects = f.objects.filter(
+      (o) => o.kind === "ClusterImagePolicy" || keep.has(o.metadata.namespace),
+    );
     this.#rng = new Rng(seed ^ 0x0bad5eed);
     this.#keys = f.keyData;
   }
