@@ -6,12 +6,17 @@
 // /healthz and /readyz answer the kubelet's probes on the pod's address, so they may listen
 // anywhere, and they say nothing but ok / not ok.
 
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
+import { http } from "./nodeHttp.ts";
 import type { AddressInfo } from "node:net";
-import type { Registry } from "prom-client";
+/** A metrics registry: prom-client's Registry, or the agent's own (src/agent/metrics.ts). */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
 
 export interface Endpoints {
-  readonly registry?: Registry;
+  readonly registry?: MetricsSource;
   readonly healthy?: () => boolean;
   readonly ready?: () => boolean;
 }
@@ -56,7 +61,7 @@ export async function serve(addr: string, e: Endpoints): Promise<Listening> {
       `metrics are served on a loopback address only (127.0.0.1:PORT or [::1]:PORT), not ${JSON.stringify(addr)}: nothing authenticates their readers`,
     );
   }
-  const server: Server = createServer((req, res) => {
+  const server: Server = http.createServer((req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (path === "/metrics" && e.registry !== undefined) {
       const registry = e.registry;

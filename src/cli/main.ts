@@ -3,9 +3,6 @@
 
 import { parseArgs } from "node:util";
 import { CrioVersionError, LATEST_KNOWN, parseCrioVersion } from "../compiler/crioVersion.ts";
-import { compileCommand } from "./compileCommand.ts";
-import { explainCommand } from "./explainCommand.ts";
-import { validateCommand } from "./validateCommand.ts";
 import { processIo, type Io } from "./io.ts";
 
 const USAGE = `usage:
@@ -22,7 +19,8 @@ class UsageError extends Error {
 
 export async function run(argv: readonly string[], io: Io): Promise<number> {
   const [command, ...rest] = argv;
-  // Long-running commands parse their own flags.
+  // Long-running commands parse their own flags. Every command loads only its own modules: the
+  // agent, on every node, does not carry the compiler CLI (docs/scale.md).
   if (command === "controller") return (await import("../controller/main.ts")).main(rest, io);
   if (command === "agent") return (await import("../agent/main.ts")).main(rest, io);
   if (command === "import") return (await import("./importCommand.ts")).importMain(rest, io);
@@ -55,15 +53,21 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     switch (command) {
       case "compile":
         if (values.out === undefined) throw new UsageError("-o <outdir> is required");
-        return await compileCommand({ files, outDir: values.out, crioVersion }, io);
+        return await (
+          await import("./compileCommand.ts")
+        ).compileCommand({ files, outDir: values.out, crioVersion }, io);
       case "validate":
-        return await validateCommand(
+        return await (
+          await import("./validateCommand.ts")
+        ).validateCommand(
           { files, crioVersion, ...(values.out === undefined ? {} : { output: values.out }) },
           io,
         );
       case "explain":
         if (values.image === undefined) throw new UsageError("--image is required");
-        return await explainCommand(
+        return await (
+          await import("./explainCommand.ts")
+        ).explainCommand(
           {
             files,
             image: values.image,

@@ -5,16 +5,14 @@
 
 import { z } from "zod";
 import { canonicalJson } from "../canonicalJson.ts";
+import {
+  hasAppliedCluster,
+  hasAppliedNamespace,
+  type Condition as ContractCondition,
+} from "../nodeStatus.ts";
 import type { Outcome, Refusal } from "./plan.ts";
 
-export interface Condition {
-  readonly type: "Compiled" | "Applied" | "Ready" | "LockOutRisk";
-  readonly status: "True" | "False" | "Unknown";
-  readonly observedGeneration?: number;
-  readonly lastTransitionTime: string;
-  readonly reason: string;
-  readonly message: string;
-}
+export type Condition = ContractCondition<"Compiled" | "Applied" | "Ready" | "LockOutRisk">;
 
 export interface Rollout {
   readonly nodesApplied: number;
@@ -94,20 +92,9 @@ export function nodeHasApplied(report: NodeReport | undefined, layer: LayerRef):
  * node of every layer in a status round). */
 function appliedTest(layer: LayerRef): (report: NodeReport | undefined) => boolean {
   if (layer.kind === "cluster") {
-    const revision = layer.revision;
-    return (report) => {
-      const applied = report?.appliedRevisions;
-      if (applied?.["cluster.json"] === undefined) return false;
-      for (const file in applied) {
-        if (!Object.hasOwn(applied, file)) continue;
-        if (applied[file]?.startsWith(revision) !== true) return false;
-      }
-      return true;
-    };
+    return (report) => hasAppliedCluster(report?.appliedRevisions, layer.revision);
   }
-  const file = `${layer.namespace}.json`;
-  const suffix = `.${layer.revision}`;
-  return (report) => report?.appliedRevisions[file]?.endsWith(suffix) === true;
+  return (report) => hasAppliedNamespace(report?.appliedRevisions, layer.namespace, layer.revision);
 }
 
 /** What one layer's rollout counts over a set of nodes. */
