@@ -297,6 +297,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         httpsOk(`https://127.0.0.1:${schedulerPort}/healthz`, { rejectUnauthorized: false }),
       );
     }
+    // The ServiceAccount admission plugin refuses pods until the token controller has created
+    // a namespace's `default` ServiceAccount; callers create pods in kube-system right away.
+    await waitForDefaultServiceAccount(kubectl, "kube-system", readyTimeoutMs);
     if (opts.crdDir !== undefined) await installCrds(kubectl, path.resolve(opts.crdDir));
   } catch (error) {
     await stop();
@@ -689,4 +692,22 @@ async function writeKubeconfig(
     "current-context": "local",
   };
   await writeFile(file, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+}
+
+async function waitForDefaultServiceAccount(
+  kubectl: (args: readonly string[]) => Promise<CommandResult>,
+  namespace: string,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await kubectl(["get", "serviceaccount", "default", "-n", namespace, "-o", "name"]);
+    if (r.code === 0) return;
+    if (Date.now() > deadline) {
+      throw new ControlPlaneError(
+        `ServiceAccount ${namespace}/default was not created within ${String(timeoutMs)} ms: ${r.stderr}`,
+      );
+    }
+    await delay(200);
+  }
 }
