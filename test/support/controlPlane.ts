@@ -14,6 +14,7 @@ import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { ManagedProcess } from "./managedProcess.ts";
 
 export interface CommandResult {
