@@ -23,6 +23,8 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src
+# The vendored Sigstore public-good trust material `imagepolicy import` reads.
+COPY config/sigstore ./config/sigstore
 # Node's compile cache, filled now: every process reads the sources already stripped of their
 # types instead of loading the type stripper (~17 MiB resident per process, docs/scale.md).
 # `--help` loads each command's modules. Read-only at run time, which Node accepts.

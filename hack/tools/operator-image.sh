@@ -5,15 +5,18 @@
 # The same image the Dockerfile describes (test/node/image.test.ts compares them): a Debian
 # bookworm base, Node 24 at /usr/local/bin/node, /app holding the production node_modules
 # (`npm ci --omit=dev` with the repository's .npmrc), package.json, bin/ and src/, USER
-# 65532:65532, WORKDIR /app, ENTRYPOINT ["node", "/app/src/cli/main.ts"], NODE_ENV=production.
-# Three layers:
+# 65532:65532, WORKDIR /app, ENTRYPOINT ["node", "/app/src/cli/main.ts"], NODE_ENV=production,
+# and Node's compile cache filled by the Dockerfile's RUN line (NODE_COMPILE_CACHE).
+# Four layers:
 #   1. the base: `mmdebstrap --variant=minbase bookworm` from the machine's apt mirror, without
 #      documentation and locales as Debian's slim images; cached in $IMAGEPOLICY_CACHE keyed by
 #      suite, variant and recipe (it does not depend on this repository);
 #   2. Node: the binary of the npm `node` package at the version package.json pins (the one
 #      `npm ci` installed into node_modules; the Dockerfile's node:24-bookworm-slim base carries
 #      the official build of the same release line);
-#   3. the application.
+#   3. the application;
+#   4. Node's compile cache: the Dockerfile's RUN line run in the unpacked image (chroot), so the
+#      cache entries name /app's files exactly as at run time.
 # The image itself goes to the cheap cache (rebuilt on every CI run): about 30 s warm.
 #
 # Needs: mmdebstrap (installed when missing), umoci (hack/tools/evaluator.sh), npm.
@@ -33,8 +36,8 @@ TAG=operator
 # Everything that ends up in the image, and this script.
 app_inputs() {
   (cd "$repo" && {
-    printf '%s\n' hack/tools/operator-image.sh package.json package-lock.json .npmrc
-    find bin src -type f | LC_ALL=C sort
+    printf '%s\n' hack/tools/operator-image.sh package.json package-lock.json .npmrc Dockerfile
+    find bin src config/sigstore -type f | LC_ALL=C sort
   })
 }
 
@@ -118,11 +121,30 @@ build_image() {
     --prefer-offline >&2) || die "npm ci --omit=dev failed"
   # The Dockerfile copies package-lock.json and .npmrc only into its deps stage.
   rm "$tmp/app/app/package-lock.json" "$tmp/app/app/.npmrc"
-  (cd "$repo" && cp -r bin src "$tmp/app/app/")
+  (cd "$repo" && cp -r bin src "$tmp/app/app/" && mkdir -p "$tmp/app/app/config" &&
+    cp -r config/sigstore "$tmp/app/app/config/")
   deterministic_tar "$tmp/app" "$tmp/app.tar"
   "$umoci" raw add-layer --image "$tmp/oci:$TAG" \
-    --history.created_by "node_modules (npm ci --omit=dev), package.json, bin, src" "$tmp/app.tar" >&2
+    --history.created_by "node_modules (npm ci --omit=dev), package.json, bin, src, config/sigstore" \
+    "$tmp/app.tar" >&2
   rm -rf "$tmp/app" "$tmp/app.tar"
+
+  # The Dockerfile's RUN line, in the image as built so far: the compile cache names the files by
+  # their paths in the image, so it is made there, as root, as `docker build` would.
+  local run cache=/app/.node-compile-cache
+  run=$(sed -n 's/^RUN \(node src\/cli\/main.ts agent --help.*\)$/\1/p' "$repo/Dockerfile")
+  [[ -n $run ]] || die "the Dockerfile's compile-cache RUN line was not found"
+  "$umoci" unpack --image "$tmp/oci:$TAG" "$tmp/bundle" >&2
+  chroot "$tmp/bundle/rootfs" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin NODE_ENV=production \
+    NODE_COMPILE_CACHE="$cache" /bin/sh -c "cd /app && $run" >&2 || die "the compile-cache RUN line failed"
+  [[ -n $(find "$tmp/bundle/rootfs$cache" -type f | head -n1) ]] || die "the compile cache is empty"
+  mkdir -p "$tmp/cache/app"
+  cp -a "$tmp/bundle/rootfs$cache" "$tmp/cache/app/"
+  rm -rf "$tmp/bundle"
+  deterministic_tar "$tmp/cache" "$tmp/cache.tar"
+  "$umoci" raw add-layer --image "$tmp/oci:$TAG" \
+    --history.created_by "RUN $run (NODE_COMPILE_CACHE=$cache)" "$tmp/cache.tar" >&2
+  rm -rf "$tmp/cache" "$tmp/cache.tar"
 
   # The Dockerfile's final-stage configuration (and the PATH and NODE_VERSION its base sets).
   "$umoci" config --image "$tmp/oci:$TAG" --created 1970-01-01T00:00:00Z \
@@ -131,6 +153,7 @@ build_image() {
     --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --config.env "NODE_VERSION=$want" \
     --config.env NODE_ENV=production \
+    --config.env NODE_COMPILE_CACHE=/app/.node-compile-cache \
     --config.user 65532:65532 \
     --config.workingdir /app \
     --config.entrypoint node --config.entrypoint /app/src/cli/main.ts >&2

@@ -35,6 +35,8 @@ interface FinalStage {
     readonly src: string;
     readonly dest: string;
   }[];
+  /** The commands of RUN lines. The only one this test knows fills Node's compile cache. */
+  readonly runs: readonly string[];
 }
 
 /** Parses the instructions this Dockerfile uses; any other instruction in the final stage fails. */
@@ -60,6 +62,7 @@ function parseDockerfile(text: string): FinalStage {
   const env: Record<string, string> = {};
   let entrypoint: string[] = [];
   const copies: { from?: string; src: string; dest: string }[] = [];
+  const runs: string[] = [];
   for (const line of stage.slice(1)) {
     const [instruction = "", ...rest] = line.split(/\s+/);
     const value = line.slice(instruction.length).trim();
@@ -92,13 +95,20 @@ function parseDockerfile(text: string): FinalStage {
         });
         break;
       }
+      case "RUN":
+        // Only the compile-cache line: it adds files under NODE_COMPILE_CACHE and nothing else.
+        if (env.NODE_COMPILE_CACHE === undefined || !value.startsWith("node src/cli/main.ts ")) {
+          throw new ImageTestError(`a RUN line this test does not know: ${line}`);
+        }
+        runs.push(value);
+        break;
       default:
         throw new ImageTestError(
           `the final stage has an instruction this test does not know: ${line}`,
         );
     }
   }
-  return { baseArg, user, workdir, env, entrypoint, copies };
+  return { baseArg, user, workdir, env, entrypoint, copies, runs };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -259,11 +269,22 @@ describe("the operator image built without Docker matches the Dockerfile", () =>
     }
     // Everything from the build context, byte for byte ...
     for (const [dest, hash] of expected) expect(image.files.get(dest), dest).toBe(hash);
-    // ... and nothing else outside node_modules.
+    // ... and nothing else outside node_modules and the compile cache the RUN line fills.
+    const cache = stage.env.NODE_COMPILE_CACHE;
     const appFiles = [...image.files.keys()]
       .filter((f) => f.startsWith("/app/") && !f.startsWith("/app/node_modules/"))
+      .filter((f) => cache === undefined || !f.startsWith(`${cache}/`))
       .sort();
     expect(appFiles).toEqual([...expected.keys()].sort());
+  });
+
+  it("holds Node's compile cache where NODE_COMPILE_CACHE says, filled by the RUN line", () => {
+    const cache = stage.env.NODE_COMPILE_CACHE;
+    expect(stage.runs).toHaveLength(1);
+    expect(cache).toBeDefined();
+    // One directory per Node release and architecture, holding one entry per module loaded.
+    const entries = [...image.files.keys()].filter((f) => f.startsWith(`${cache ?? ""}/v24.`));
+    expect(entries.length).toBeGreaterThan(50);
   });
 
   it("holds the production packages of package-lock.json in /app/node_modules, and no others", async () => {
