@@ -8,3 +8,6 @@ hack/tools/evaluator.sh >/dev/null
 hack/tools/fixtures.sh >/dev/null
 hack/tools/control-plane.sh >/dev/null
 hack/tools/crio.sh >/dev/null
+hack/tools/helm.sh >/dev/null
+hack/tools/promtool.sh >/dev/null
+hack/tools/kstatus.sh >/dev/null
