@@ -95,17 +95,23 @@ function isoSeconds(ms: number): string {
 }
 
 function protectedImages(): PlanInput["protectedImages"] {
-  const out: { reference: string; reason: "WouldRejectOperator" | "WouldRejectPause" }[] = [];
-  for (const [image, reason] of [
-    [OPERATOR_IMAGE, "WouldRejectOperator"],
-    [PAUSE_IMAGE, "WouldRejectPause"],
+  const out: PlanInput["protectedImages"][number][] = [];
+  for (const [image, reason, namespaces] of [
+    [OPERATOR_IMAGE, "WouldRejectOperator", [OPERATOR_NAMESPACE]],
+    [PAUSE_IMAGE, "WouldRejectPause", [OPERATOR_NAMESPACE]],
   ] as const) {
     const p = parseImage(image);
     if (!p.ok) throw new BenchError(`cannot parse ${image}`);
-    out.push({ reference: p.reference, reason });
+    out.push({ reference: p.reference, reason, namespaces, what: image });
   }
   return out;
 }
+
+/** The controller's default quota and lookaside settings (src/controller/flags.ts). */
+const TRUST = {
+  quota: { maxPolicies: 256, maxScopes: 1024, maxBytes: 262_144 },
+  namespaceLookasidePrefixes: [],
+} as const;
 
 /** The status reconcile's layer reference (controller.ts #reconcileStatus). */
 function layerRefOf(p: Plan, key: string): LayerRef | undefined {
@@ -176,6 +182,7 @@ function generateControllerFixture(seed: number): ControllerFixture {
       publishedNamespaces: published.namespaces,
       operatorNamespace: OPERATOR_NAMESPACE,
       protectedImages: protectedImages(),
+      ...TRUST,
     };
   };
   const first = plan(planInput([]));
@@ -422,15 +429,14 @@ async function runController(
   const informers: ControllerInformers = {
     clusterImagePolicies: informer("clusterimagepolicies", f.cips),
     imagePolicies: informer("imagepolicies", f.ips),
-    secrets: informer("secrets", []),
     nodes: informer("nodes", f.nodes),
     layers: informer("layers", f.layers),
     nodeStatuses: informer("imagepolicynodestatuses", f.reports),
+    protectedPods: [],
   };
   const all: Informer[] = [
     informers.clusterImagePolicies,
     informers.imagePolicies,
-    informers.secrets,
     informers.nodes,
     informers.layers,
     informers.nodeStatuses,
@@ -444,6 +450,7 @@ async function runController(
       namespace: OPERATOR_NAMESPACE,
       crioVersionOverride: undefined,
       protectedImages: protectedImages(),
+      ...TRUST,
     },
     {
       client,
@@ -453,6 +460,7 @@ async function runController(
       metrics: new ControllerMetrics(),
       clock,
       logger,
+      secretInformer: ({ namespace, name }) => informer(`secret ${namespace}/${name}`, []),
     },
   );
   try {

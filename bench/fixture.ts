@@ -413,6 +413,8 @@ function namespacePolicies(rng: Rng, keys: readonly string[], pool: ScopeSpec[])
 export interface Fixture {
   readonly objects: readonly AnyImagePolicy[];
   readonly keys: number;
+  /** The keys the policies use (base64 of PEM), for benchmarks that edit them. */
+  readonly keyData: readonly string[];
 }
 
 export function generateFixture(seed: number): Fixture {
@@ -420,7 +422,7 @@ export function generateFixture(seed: number): Fixture {
   const keys = Array.from({ length: KEYS }, () => p256PublicKey(rng));
   const pool = clusterScopePool(rng);
   const objects = [...clusterPolicies(rng, keys, pool), ...namespacePolicies(rng, keys, pool)];
-  return { objects, keys: keys.length };
+  return { objects, keys: keys.length, keyData: keys };
 }
 
 /** The fixture must be admissible and shaped as the issue says, or the figures mean nothing. */

@@ -1,223 +1,228 @@
-// The README's main job on an embedded default: a local control plane (etcd, kube-apiserver,
-// kube-controller-manager built from source), the operator installed from config/default, the
-// controller and two agents as local processes (two simulated nodes under one directory, each
-// agent with its own root) running with exactly the RBAC the manifests give them, the samples
-// applied with kubectl, and then the node files and the policies' status.
+// The README's main job: the product doing what it exists for, on a real node of this machine.
 //
-// Run with hack/demo. `--keep` leaves everything running until Ctrl-C.
-
-import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readdir, readFile, stat } from "node:fs/promises";
+// 1. Builds (or reuses) and starts a local cluster: control plane, a node with kubelet + CRI-O +
+//    kube-proxy + CNI in its own namespaces, a registry holding the operator image built without
+//    Docker (cosign-signed) and test images (test/support/localCluster.ts, docs/local-node.md).
+// 2. Installs the operator from config/default through an overlay that only sets the image, then
+//    the CRI-O drop-in once the agent pod wrote cluster.json (docs/install.md).
+// 3. Applies config/samples with kubectl, plus two policies for this node's own registry: the
+//    operator image must carry its cosign signature, and so must the demo's workloads.
+// 4. Runs two Deployments in team-a: an unsigned image (refused by CRI-O: its Events carry
+//    CRI-O's reason) and a cosign-signed one (runs). Shows the pods, the policies (Ready, Rollout
+//    1/1), the node's ImagePolicyNodeStatus and the Node.
+//
+// `hack/demo --keep` leaves everything running until Ctrl-C (it prints a KUBECONFIG);
+// `hack/demo --simulated` runs the older demo without a node (hack/demo-simulated.ts).
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { startControlPlane, type ControlPlane } from "../test/support/controlPlane.ts";
-import { startOperatorProcess, type OperatorProcess } from "../test/support/operatorProcess.ts";
+import { stringify } from "yaml";
+import { z } from "zod";
+import {
+  installOperator,
+  OPERATOR_NAMESPACE,
+  startLocalCluster,
+  type LocalCluster,
+} from "../test/support/localCluster.ts";
 import { waitFor } from "../test/support/waitFor.ts";
+import { sleeperDeployment } from "../test/support/workloads.ts";
 
 const repo = path.resolve(import.meta.dirname, "..");
-const NAMESPACE = "imagepolicy-system";
-const NODES = ["node-a", "node-b"] as const;
-const CRIO_VERSION = "cri-o://1.34.0";
-
-class DemoError extends Error {
-  override readonly name = "DemoError";
-}
+const started = Date.now();
 
 function say(line: string): void {
   process.stdout.write(`\n\x1b[1m==> ${line}\x1b[0m\n`);
 }
 
-async function must(cp: ControlPlane, args: string[], stdin?: string): Promise<string> {
-  const r = await cp.kubectl(args, stdin === undefined ? undefined : { stdin });
-  if (r.code !== 0) throw new DemoError(`kubectl ${args.join(" ")}: ${r.stderr.trim()}`);
-  return r.stdout;
+function progress(line: string): void {
+  const s = Math.round((Date.now() - started) / 1000);
+  process.stdout.write(
+    `    [${String(Math.floor(s / 60))}:${String(s % 60).padStart(2, "0")}] ${line}\n`,
+  );
 }
 
-/** Replaces base64 key and CA data by the SHA-256 fingerprint of the decoded PEM. */
-function fingerprintKeys(text: string): string {
-  return text.replace(/"([A-Za-z0-9+/]{40,}={0,2})"/g, (_m, b64: string) => {
-    const digest = createHash("sha256").update(Buffer.from(b64, "base64")).digest("hex");
-    return `"<PEM sha256:${digest.slice(0, 16)}>"`;
+function show(text: string): void {
+  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+}
+
+function cosignPolicy(name: string, scope: string, keyData: string): string {
+  return stringify({
+    apiVersion: "imagepolicy.dev/v1alpha1",
+    kind: "ClusterImagePolicy",
+    metadata: { name },
+    spec: {
+      scopes: [scope],
+      policy: {
+        rootOfTrust: { policyType: "PublicKey", publicKey: { keyData } },
+        // cosign signatures name the repository only: accept them for tag pulls too.
+        signedIdentity: { matchPolicy: "MatchRepository" },
+      },
+    },
   });
 }
 
-async function listTree(root: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (dir: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out.push(p);
-    }
-  };
-  await walk(root);
-  return out;
+const podListSchema = z.looseObject({
+  items: z.array(
+    z.looseObject({
+      metadata: z.looseObject({ name: z.string() }),
+      status: z.looseObject({
+        containerStatuses: z
+          .array(
+            z.looseObject({
+              ready: z.boolean(),
+              state: z.looseObject({
+                waiting: z.looseObject({ reason: z.string().optional() }).optional(),
+              }),
+            }),
+          )
+          .optional(),
+      }),
+    }),
+  ),
+});
+
+async function podOf(cluster: LocalCluster, app: string, want: "running" | "refused") {
+  return waitFor(
+    `the ${app} pod ${want === "running" ? "to run" : "to be refused"}`,
+    async () => {
+      const pods = podListSchema.parse(
+        JSON.parse(
+          await cluster.kubectl(["get", "pods", "-n", "team-a", "-l", `app=${app}`, "-o", "json"]),
+        ),
+      );
+      const pod = pods.items[0];
+      const cs = pod?.status.containerStatuses?.[0];
+      if (pod === undefined || cs === undefined) return undefined;
+      const reason = cs.state.waiting?.reason;
+      if (want === "running" && cs.ready) return pod.metadata.name;
+      if (want === "refused" && (reason === "ErrImagePull" || reason === "ImagePullBackOff")) {
+        return pod.metadata.name;
+      }
+      return undefined;
+    },
+    { timeoutMs: 180_000, intervalMs: 500, context: () => cluster.diagnostics() },
+  );
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { keep: { type: "boolean" } } });
-  const work = await mkdtemp(path.join(tmpdir(), "imagepolicy-demo-"));
-  const logs = path.join(work, "logs");
-  await mkdir(logs, { recursive: true });
-  const children: OperatorProcess[] = [];
+  const { values } = parseArgs({
+    options: { keep: { type: "boolean" } },
+  });
+  const dir = await mkdtemp(path.join(tmpdir(), "imagepolicy-demo-"));
 
-  say("starting a local control plane (etcd, kube-apiserver, kube-controller-manager)");
-  const cp = await startControlPlane({ dir: path.join(work, "control-plane") });
-  const stopAll = async (): Promise<void> => {
-    await Promise.all(children.map((c) => c.stop()));
-    await cp.stop();
-  };
+  say("building or reusing the components, then starting a local cluster with a real node");
+  const cluster = await startLocalCluster({ dir, log: progress });
   try {
-    process.stdout.write(`API server ${cp.server}, Kubernetes ${cp.kubernetesVersion}\n`);
-
-    say("installing the operator from config/default (CRDs, namespace, RBAC, workloads)");
-    await must(cp, ["apply", "--server-side", "-k", path.join(repo, "config/default")]);
-    await must(cp, ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
-
-    say("registering two simulated CRI-O nodes");
-    for (const node of NODES) await cp.registerNode(node, CRIO_VERSION);
-
-    say("starting the controller and one agent per node, with their ServiceAccounts' RBAC");
-    const controllerKubeconfig = await cp.serviceAccountKubeconfig(
-      NAMESPACE,
-      "imagepolicy-controller",
+    show(
+      `node ${cluster.node.name}: kubelet ${cluster.node.kubeletVersion}, CRI-O ${cluster.node.crioVersion}; ` +
+        `API server ${cluster.cp.server}; registry ${cluster.images.registry.host}`,
     );
-    children.push(
-      startOperatorProcess(
-        "controller",
-        "controller",
+
+    say(
+      "installing the operator (config/default, image set by an overlay) as docs/install.md says",
+    );
+    const t = await installOperator(cluster, progress);
+    show(
+      `rolled out in ${String(Math.round(t.rolloutMs / 1000))} s; cluster.json written ` +
+        `${String(Math.round(t.clusterJsonMs / 1000))} s later; drop-in + CRI-O restart -> enforcing in ` +
+        `${String(Math.round(t.enforcingMs / 1000))} s`,
+    );
+    show(await cluster.kubectl(["get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "wide"]));
+
+    say("applying this node's registry policies, then config/samples");
+    const keys = cluster.images.keys;
+    show(
+      await cluster.kubectl(
+        ["apply", "-f", "-"],
         [
-          `--kubeconfig=${controllerKubeconfig}`,
-          `--namespace=${NAMESPACE}`,
-          "--metrics-addr=127.0.0.1:0",
-          "--health-addr=127.0.0.1:0",
-        ],
-        path.join(logs, "controller.log"),
+          cosignPolicy("local-operator-signed", cluster.images.operatorRepository, keys.cosign),
+          cosignPolicy("local-apps-signed", `${cluster.images.registry.host}/apps`, keys.cosign),
+        ].join("---\n"),
       ),
     );
-    const roots = new Map<string, string>();
-    for (const node of NODES) {
-      const root = path.join(work, "nodes", node);
-      await mkdir(root, { recursive: true });
-      roots.set(node, root);
-      const kubeconfig = await cp.serviceAccountKubeconfig(NAMESPACE, "imagepolicy-agent", {
-        boundNode: node,
-      });
-      children.push(
-        startOperatorProcess(
-          `agent-${node}`,
-          "agent",
-          [
-            `--kubeconfig=${kubeconfig}`,
-            `--namespace=${NAMESPACE}`,
-            `--node-name=${node}`,
-            `--root=${root}`,
-            "--metrics-addr=127.0.0.1:0",
-            "--health-addr=127.0.0.1:0",
-          ],
-          path.join(logs, `agent-${node}.log`),
-        ),
-      );
-    }
-
-    say("applying config/samples with kubectl");
-    process.stdout.write(await must(cp, ["apply", "-k", path.join(repo, "config/samples")]));
-
-    say("waiting until every node has applied every policy");
+    show(await cluster.kubectl(["apply", "-k", path.join(repo, "config/samples")]));
     await waitFor(
-      "Applied policies",
+      "every policy Ready with Rollout 1/1",
       async () => {
-        const r = await cp.kubectl([
+        const r = await cluster.kubectl([
           "get",
           "clusterimagepolicies,imagepolicies",
           "-A",
           "-o",
-          'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Applied")].status}{"\\n"}{end}',
+          'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}/{.status.rollout.display}{"\\n"}{end}',
         ]);
-        const lines = r.stdout.split("\n").filter((l) => l !== "");
-        return r.code === 0 && lines.length > 0 && lines.every((l) => l === "True")
-          ? true
-          : undefined;
+        const lines = r.split("\n").filter((l) => l !== "");
+        return lines.length > 0 && lines.every((l) => l === "True/1/1") ? true : undefined;
       },
-      { timeoutMs: 120_000, intervalMs: 500 },
+      { timeoutMs: 180_000, intervalMs: 500, context: () => cluster.diagnostics() },
     );
 
-    say("node files (key data shown as the SHA-256 fingerprint of the PEM)");
-    const [first, ...others] = [...roots];
-    if (first === undefined) throw new DemoError("no nodes");
-    const [firstNode, firstRoot] = first;
-    const firstFiles = await listTree(firstRoot);
-    for (const file of firstFiles) {
-      const rel = path.relative(firstRoot, file);
-      process.stdout.write(`\n--- ${firstNode}: /${rel} (${(await stat(file)).size} bytes)\n`);
-      process.stdout.write(fingerprintKeys(await readFile(file, "utf8")));
-    }
-    for (const [node, root] of others) {
-      const files = await listTree(root);
-      const same =
-        files.length === firstFiles.length &&
-        (
-          await Promise.all(
-            firstFiles.map(async (f) => {
-              const twin = path.join(root, path.relative(firstRoot, f));
-              return (await readFile(f, "utf8")) === (await readFile(twin, "utf8").catch(() => ""));
-            }),
-          )
-        ).every(Boolean);
-      process.stdout.write(
-        `\n--- ${node}: ${files.length} files, ${same ? "identical to" : "DIFFERENT from"} ${firstNode}'s\n`,
-      );
-    }
-
-    say("kubectl get clusterimagepolicies,imagepolicies -A");
-    process.stdout.write(await must(cp, ["get", "clusterimagepolicies,imagepolicies", "-A"]));
-    process.stdout.write(
-      "\nReady stays False (NotEnforcing) and Rollout reads 0/2: the files are applied on both\n" +
-        "nodes, but no CRI-O reads them on these simulated nodes. Coverage is never rounded up.\n",
+    say("two Deployments in team-a: an unsigned image and a cosign-signed one");
+    await cluster.kubectl(
+      ["apply", "-f", "-"],
+      [
+        sleeperDeployment("team-a", "unsigned", cluster.images.apps["apps/unsigned:v1"]),
+        sleeperDeployment("team-a", "signed", cluster.images.apps["apps/cosigned:v1"]),
+      ].join("---\n"),
     );
-    process.stdout.write(
-      await must(cp, [
+    const refused = await podOf(cluster, "unsigned", "refused");
+    await podOf(cluster, "signed", "running");
+    show(await cluster.kubectl(["get", "pods", "-n", "team-a", "-o", "wide"]));
+
+    say(`why ${refused} does not run: its Events (the kubelet reports CRI-O's refusal)`);
+    show(
+      await cluster.kubectl([
         "get",
-        "clusterimagepolicies",
+        "events",
+        "-n",
+        "team-a",
+        "--field-selector",
+        `involvedObject.name=${refused},reason=Failed`,
         "-o",
-        'custom-columns=NAME:.metadata.name,APPLIED:.status.conditions[?(@.type=="Applied")].message,READY:.status.conditions[?(@.type=="Ready")].reason',
+        "custom-columns=REASON:.reason,MESSAGE:.message",
       ]),
     );
-    say("kubectl get imagepolicynodestatuses (these simulated nodes run no CRI-O: not enforcing)");
-    process.stdout.write(
-      await must(cp, [
+
+    say("kubectl get clusterimagepolicies,imagepolicies -A");
+    show(await cluster.kubectl(["get", "clusterimagepolicies,imagepolicies", "-A"]));
+
+    say("the node: its ImagePolicyNodeStatus and the Node");
+    show(
+      await cluster.kubectl([
         "get",
         "imagepolicynodestatuses",
         "-o",
         "custom-columns=NODE:.metadata.name,RUNTIME:.status.runtime.version,ENFORCING:.status.enforcing,REASON:.status.enforcingReason",
       ]),
     );
+    show(await cluster.kubectl(["get", "nodes", "-o", "wide"]));
+    show(`\ndemo done in ${String(Math.round((Date.now() - started) / 1000))} s`);
 
     if (values.keep === true) {
-      say(`running; KUBECONFIG=${cp.kubeconfigPath}; logs in ${logs}; Ctrl-C to stop`);
+      say(
+        `running; export KUBECONFIG=${cluster.cp.kubeconfigPath}; ` +
+          `kubectl is ${path.join(cluster.cp.binDir, "kubectl")}; Ctrl-C to stop`,
+      );
       await new Promise<void>((resolve) => {
         process.once("SIGINT", () => {
           resolve();
         });
       });
-    } else {
-      process.stdout.write(`\nlogs and node roots in ${work}\n`);
     }
   } finally {
-    await stopAll();
+    progress("stopping the local cluster");
+    await cluster.stop();
+    if (values.keep !== true) await rm(dir, { recursive: true, force: true });
   }
 }
 
 try {
   await main();
 } catch (err) {
-  process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  const cause = err instanceof Error && err.cause instanceof Error ? `\n${err.cause.message}` : "";
+  process.stderr.write(
+    `demo failed: ${err instanceof Error ? err.message : String(err)}${cause}\n`,
+  );
   process.exitCode = 1;
 }

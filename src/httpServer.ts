@@ -1,11 +1,22 @@
 // /metrics, /healthz and /readyz on listen addresses given by flags ("host:port", ":port").
+//
+// Who may read what (docs/security.md): /metrics is served on loopback addresses only (127.0.0.0/8,
+// ::1, localhost): it tells which policies are refused and how the rollout goes, and nothing here
+// authenticates its callers, so a sidecar or `kubectl port-forward` reads it, not the pod network.
+// /healthz and /readyz answer the kubelet's probes on the pod's address, so they may listen
+// anywhere, and they say nothing but ok / not ok.
 
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
+import { http } from "./nodeHttp.ts";
 import type { AddressInfo } from "node:net";
-import type { Registry } from "prom-client";
+/** A metrics registry: prom-client's Registry, or the agent's own (src/agent/metrics.ts). */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
 
 export interface Endpoints {
-  readonly registry?: Registry;
+  readonly registry?: MetricsSource;
   readonly healthy?: () => boolean;
   readonly ready?: () => boolean;
 }
@@ -25,6 +36,19 @@ export function parseAddress(addr: string): { host: string; port: number } {
   return { host: host === "" ? "0.0.0.0" : host, port };
 }
 
+/** 127.0.0.0/8, ::1 (also as ::ffff:127.x.y.z) and localhost. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  const v4 = h.startsWith("::ffff:") ? h.slice("::ffff:".length) : h;
+  const parts = v4.split(".");
+  return (
+    parts.length === 4 &&
+    parts[0] === "127" &&
+    parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)
+  );
+}
+
 export interface Listening {
   readonly url: string;
   close(): Promise<void>;
@@ -32,7 +56,12 @@ export interface Listening {
 
 export async function serve(addr: string, e: Endpoints): Promise<Listening> {
   const { host, port } = parseAddress(addr);
-  const server: Server = createServer((req, res) => {
+  if (e.registry !== undefined && !isLoopback(host)) {
+    throw new AddressError(
+      `metrics are served on a loopback address only (127.0.0.1:PORT or [::1]:PORT), not ${JSON.stringify(addr)}: nothing authenticates their readers`,
+    );
+  }
+  const server: Server = http.createServer((req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (path === "/metrics" && e.registry !== undefined) {
       const registry = e.registry;

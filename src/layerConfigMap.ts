@@ -2,7 +2,6 @@
 // agents (which read them): names, labels, the revision annotation and the revision itself.
 
 import { createHash } from "node:crypto";
-import { z } from "zod";
 
 export const CLUSTER_LAYER_NAME = "imagepolicy-layer-cluster";
 export const NAMESPACE_LAYER_PREFIX = "imagepolicy-layer-ns-";
@@ -31,11 +30,56 @@ export function layerLabels(namespace: string | undefined): Record<string, strin
 }
 
 /** The fields of a layer ConfigMap either side reads. */
-export const layerConfigMapSchema = z.looseObject({
-  metadata: z.looseObject({
-    name: z.string(),
-    labels: z.record(z.string(), z.string()).optional(),
-    annotations: z.record(z.string(), z.string()).optional(),
-  }),
-  data: z.record(z.string(), z.string()).optional(),
-});
+export interface LayerConfigMapFields {
+  readonly metadata: {
+    readonly name: string;
+    readonly labels?: Readonly<Record<string, string>>;
+    readonly annotations?: Readonly<Record<string, string>>;
+  };
+  readonly data?: Readonly<Record<string, string>>;
+}
+
+function stringMap(v: unknown): Record<string, string> | undefined | null {
+  if (v === undefined) return undefined;
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return null;
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x !== "string") return null;
+    out[k] = x;
+  }
+  return out;
+}
+
+/** The fields of a layer ConfigMap either side reads; undefined when one has the wrong type.
+ * By hand, not zod: every agent reads these (docs/scale.md). */
+export function readLayerConfigMap(v: unknown): LayerConfigMapFields | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const meta: unknown = Reflect.get(v, "metadata");
+  if (typeof meta !== "object" || meta === null) return undefined;
+  const name: unknown = Reflect.get(meta, "name");
+  const labels = stringMap(Reflect.get(meta, "labels"));
+  const annotations = stringMap(Reflect.get(meta, "annotations"));
+  const data = stringMap(Reflect.get(v, "data"));
+  if (typeof name !== "string" || labels === null || annotations === null || data === null) {
+    return undefined;
+  }
+  return {
+    metadata: {
+      name,
+      ...(labels === undefined ? {} : { labels }),
+      ...(annotations === undefined ? {} : { annotations }),
+    },
+    ...(data === undefined ? {} : { data }),
+  };
+}
+
+/** readLayerConfigMap in the shape the controller calls it (`.safeParse(v)`, as the zod schema
+ * this replaced). */
+export const layerConfigMapSchema = {
+  safeParse(
+    v: unknown,
+  ): { success: true; data: LayerConfigMapFields } | { success: false; data?: undefined } {
+    const data = readLayerConfigMap(v);
+    return data === undefined ? { success: false } : { success: true, data };
+  },
+};

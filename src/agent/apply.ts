@@ -1,72 +1,286 @@
-// Runs a plan's steps in order and stops at the first failure (plan.ts explains the order).
+// Runs a plan's steps in order and stops at the first failure (plan.ts explains the order). It
+// renders each file when its step comes, writes it, and forgets it: one document in memory at a
+// time. The manifest is written only at the plan's checkpoints; between them the executor keeps
+// what each file holds in memory.
 
+import path from "node:path";
+import { indexLayer, type ScopeIndex } from "../compiler/combine.ts";
+import type { CrioVersion } from "../compiler/crioVersion.ts";
+import { parseLayer } from "../compiler/layer.ts";
+import type { RegistriesDDocument } from "../compiler/registriesD.ts";
+import {
+  layerFilePath,
+  layerFileRevision,
+  namespaceFilePath,
+  type NodePaths,
+} from "./hostPaths.ts";
 import { serializeManifest, type Manifest } from "./manifest.ts";
-import { namespaceFilePath, type NodePaths } from "./hostPaths.ts";
 import type { NodeFs } from "./nodeFs.ts";
-import type { Plan } from "./plan.ts";
-
-export interface ApplyResult {
-  /** Paths written (bytes changed) and removed, in order. */
-  readonly written: readonly string[];
-  readonly removed: readonly string[];
-  /** The manifest as last written (or the one given when no manifest step ran). */
-  readonly manifest: Manifest;
-  /** Set when a step failed; the steps before it stay done. */
-  readonly error?: Error;
-}
+import { sourceRevision, type Plan, type Source } from "./plan.ts";
+import { BaseRendering, ValueCache, type Rendered } from "./render.ts";
 
 export class ApplyError extends Error {
   override readonly name = "ApplyError";
 }
 
+/** The rejection every namespace file can fall back to: AND with it rejects every image. */
+const REJECT_ALL: ScopeIndex = indexLayer({
+  namespace: "imagepolicy-reject-all",
+  policies: [{ name: "reject-all", scopes: [""], requirement: { kind: "reject" } }],
+});
+
+/** Renderings of cluster layers for one CRI-O version, reused across reconciles: the current
+ * cluster layer's (every namespace file is spliced from it) and, during a transition, the AND of
+ * the old and the new. */
+export class Renderings {
+  readonly target: CrioVersion;
+  #text: (revision: string) => string | undefined;
+  readonly #cache: ValueCache;
+  readonly #bases = new Map<string, BaseRendering>();
+  /** Layers parsed during one reconcile (a transition renders each namespace twice). */
+  readonly #indexes = new Map<string, ScopeIndex>();
+
+  constructor(target: CrioVersion, text: (revision: string) => string | undefined) {
+    this.target = target;
+    this.#text = text;
+    this.#cache = new ValueCache(target);
+  }
+
+  /** Where layer texts come from now (renderings already made stay: a revision names a text). */
+  setText(text: (revision: string) => string | undefined): void {
+    this.#text = text;
+  }
+
+  /** Keeps only the rendering of these cluster layers (the current one), and forgets rendered
+   * lists: between reconciles the agent holds one rendering. */
+  retain(revisions: readonly string[]): void {
+    const key = revisions.join("+");
+    for (const k of [...this.#bases.keys()]) if (k !== key) this.#bases.delete(k);
+    this.#cache.trim();
+    this.#indexes.clear();
+  }
+
+  /** The parsed layer of `revision` (kept until retain()); undefined when its text is not known
+   * (or does not parse). */
+  index(revision: string): ScopeIndex | undefined {
+    let index = this.#indexes.get(revision);
+    if (index !== undefined) return index;
+    const text = this.#text(revision);
+    if (text === undefined) return undefined;
+    try {
+      index = indexLayer(parseLayer(text));
+    } catch {
+      return undefined;
+    }
+    this.#indexes.set(revision, index);
+    return index;
+  }
+
+  /** The AND of these cluster layers, rendered; undefined when one is not known. */
+  base(revisions: readonly string[]): BaseRendering | undefined {
+    const key = revisions.join("+");
+    let b = this.#bases.get(key);
+    if (b === undefined) {
+      const layers: ScopeIndex[] = [];
+      for (const r of revisions) {
+        const l = this.index(r);
+        if (l === undefined) return undefined;
+        layers.push(l);
+      }
+      b = new BaseRendering(layers, this.#cache);
+      // At most the current one and one transition are kept.
+      if (this.#bases.size >= 2) this.#bases.clear();
+      this.#bases.set(key, b);
+    }
+    return b;
+  }
+
+  /** The file a namespace step writes: the first source that renders. */
+  namespace(
+    base: readonly string[],
+    sources: readonly Source[],
+  ):
+    | { rendered: Rendered & { ok: true }; source: Source; problems: string[] }
+    | { problems: string[] } {
+    const problems: string[] = [];
+    const b = this.base(base);
+    if (b === undefined) return { problems: [`cluster layers ${base.join(", ")} are not known`] };
+    for (const source of sources) {
+      const index = source.kind === "rejectAll" ? REJECT_ALL : this.index(source.revision);
+      if (index === undefined) {
+        problems.push(`layer ${source.kind === "layer" ? source.revision : ""} is not known`);
+        continue;
+      }
+      const r = b.withNamespace(index);
+      if (r.ok) return { rendered: r, source, problems };
+      problems.push(...r.problems);
+    }
+    return { problems };
+  }
+}
+
+export interface ApplyContext {
+  readonly paths: NodePaths;
+  readonly fs: NodeFs;
+  readonly renderings: Renderings;
+  /** The text of a cluster layer (for its layer file). */
+  readonly layerText: (revision: string) => string | undefined;
+  readonly registriesDText: (document: RegistriesDDocument) => string;
+  /** Stops between two steps when aborted (the files are consistent after every step). */
+  readonly signal?: AbortSignal;
+}
+
+export interface ApplyResult {
+  /** The manifest as the executor holds it (what the files hold). */
+  readonly manifest: Manifest;
+  /** The manifest text last written (or given). */
+  readonly manifestText: string;
+  /** The registries.d document on disk now. */
+  readonly registriesD: RegistriesDDocument;
+  /** Paths written and removed, in order, and the bytes written. */
+  readonly written: readonly string[];
+  readonly removed: readonly string[];
+  readonly bytesWritten: number;
+  /** Problems met (a layer that did not render, so a fallback was written). */
+  readonly problems: readonly string[];
+  /** Set when a step failed or the signal aborted; the steps before it stay done. */
+  readonly error?: Error;
+}
+
 export async function applyPlan(
   plan: Plan,
-  manifest: Manifest,
-  paths: NodePaths,
-  fs: NodeFs,
+  start: {
+    readonly manifest: Manifest;
+    readonly manifestText: string;
+    readonly registriesD: RegistriesDDocument;
+  },
+  ctx: ApplyContext,
 ): Promise<ApplyResult> {
+  const { paths, fs } = ctx;
   const written: string[] = [];
   const removed: string[] = [];
-  let current = manifest;
+  const problems: string[] = [];
+  let bytes = 0;
+  let manifest = start.manifest;
+  let manifestText = start.manifestText;
+  let registriesD = start.registriesD;
+  const namespaces: Record<string, string> = { ...manifest.namespaces };
   const nsPath = (ns: string): string => {
     const p = namespaceFilePath(paths, ns);
     if (p === undefined) throw new ApplyError(`namespace ${JSON.stringify(ns)} has no file name`);
     return p;
   };
+  const write = async (path: string, data: string | readonly Uint8Array[]): Promise<void> => {
+    await fs.write(path, data);
+    written.push(path);
+    bytes +=
+      typeof data === "string" ? Buffer.byteLength(data) : data.reduce((n, d) => n + d.length, 0);
+  };
+  const result = (error?: Error): ApplyResult => ({
+    manifest: { ...manifest, namespaces: sorted(namespaces) },
+    manifestText,
+    registriesD,
+    written,
+    removed,
+    bytesWritten: bytes,
+    problems,
+    ...(error === undefined ? {} : { error }),
+  });
   try {
     for (const step of plan.steps) {
+      if (ctx.signal?.aborted === true) return result(new ApplyError("stopped"));
       switch (step.kind) {
-        case "write": {
-          const f = step.file;
-          const path =
-            f.kind === "cluster"
-              ? paths.clusterJson
-              : f.kind === "registriesD"
-                ? paths.registriesDFile
-                : nsPath(f.namespace);
-          if (await fs.writeIfChanged(path, step.text)) written.push(path);
+        case "layerFile": {
+          const path = layerFilePath(paths, step.revision);
+          if (!(await fs.exists(path))) {
+            const text = ctx.layerText(step.revision);
+            if (text === undefined) throw new ApplyError(`layer ${step.revision} is not known`);
+            await write(path, text);
+          }
+          break;
+        }
+        case "mark":
+          for (const ns of step.namespaces) namespaces[ns] = "";
+          break;
+        case "checkpoint": {
+          const next: Manifest = {
+            ...manifest,
+            ...(step.clusterLayers === undefined ? {} : { clusterLayers: step.clusterLayers }),
+            ...(step.registriesD === undefined ? {} : { registriesD: step.registriesD }),
+            namespaces: sorted(namespaces),
+          };
+          const text = serializeManifest(next);
+          // Only a manifest on disk counts: the next plan starts from it if this write fails.
+          // What it records is durable before it, and it before anything after it.
+          if (text !== manifestText) {
+            await fs.sync();
+            await write(paths.manifest, text);
+            await fs.sync();
+          }
+          manifest = next;
+          manifestText = text;
+          break;
+        }
+        case "registriesD":
+          await write(paths.registriesDFile, ctx.registriesDText(step.document));
+          registriesD = step.document;
+          break;
+        case "cluster": {
+          const r = ctx.renderings.base([step.revision])?.document();
+          if (r === undefined || !r.ok) {
+            throw new ApplyError(
+              `cluster layer ${step.revision} does not render: ${r === undefined ? "not known" : r.problems.join("; ")}`,
+            );
+          }
+          // The files written before (tighter than both cluster layers) are durable before
+          // cluster.json changes, and it before the files written after it.
+          await fs.sync();
+          await write(paths.clusterJson, r.parts);
+          await fs.sync();
+          break;
+        }
+        case "namespace": {
+          const r = ctx.renderings.namespace(step.base, step.sources);
+          problems.push(...r.problems.map((p) => `namespace ${step.namespace}: ${p}`));
+          if (!("rendered" in r)) {
+            throw new ApplyError(
+              `namespace ${step.namespace}: nothing renders, not even a rejection`,
+            );
+          }
+          await write(nsPath(step.namespace), r.rendered.parts);
+          const cluster = step.base.at(-1) ?? "";
+          namespaces[step.namespace] = step.final ? sourceRevision(cluster, r.source) : "";
           break;
         }
         case "delete": {
           const path = nsPath(step.namespace);
           if (await fs.remove(path)) removed.push(path);
+          Reflect.deleteProperty(namespaces, step.namespace);
           break;
         }
-        case "manifest":
-          if (await fs.writeIfChanged(paths.manifest, serializeManifest(step.manifest))) {
-            written.push(paths.manifest);
+        case "pruneLayerFiles": {
+          for (const name of await fs.list(path.dirname(paths.manifest))) {
+            const rev = layerFileRevision(name);
+            if (rev !== undefined && !step.keep.includes(rev)) {
+              if (await fs.remove(layerFilePath(paths, rev)))
+                removed.push(layerFilePath(paths, rev));
+            }
           }
-          current = step.manifest;
           break;
+        }
         default: {
           const _exhaustive: never = step;
           return _exhaustive;
         }
       }
     }
+    await fs.sync();
   } catch (cause) {
-    const error = cause instanceof Error ? cause : new ApplyError("step failed", { cause });
-    return { written, removed, manifest: current, error };
+    return result(cause instanceof Error ? cause : new ApplyError("step failed", { cause }));
   }
-  return { written, removed, manifest: current };
+  return result();
+}
+
+function sorted(r: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

@@ -4,6 +4,7 @@
 import { parseArgs } from "node:util";
 import type { KubeConfigSource } from "../kube/client.ts";
 import type { HostLocations } from "./hostPaths.ts";
+import { parseLevel, type LevelName } from "./log.ts";
 
 export interface AgentConfig {
   readonly kubeconfig: KubeConfigSource;
@@ -18,7 +19,7 @@ export interface AgentConfig {
   readonly metricsAddr?: string;
   readonly healthAddr?: string;
   readonly probeIntervalMs: number;
-  readonly logLevel: string;
+  readonly logLevel: LevelName;
 }
 
 export const AGENT_USAGE = `usage: imagepolicy agent [flags]
@@ -118,7 +119,15 @@ export function parseAgentArgs(
       ...(metricsAddr === undefined ? {} : { metricsAddr }),
       ...(healthAddr === undefined ? {} : { healthAddr }),
       probeIntervalMs: probe * 1000,
-      logLevel: values["log-level"] ?? "info",
+      logLevel: level(values["log-level"] ?? "info"),
     },
   };
+}
+
+function level(s: string): LevelName {
+  try {
+    return parseLevel(s);
+  } catch (cause) {
+    throw new AgentUsageError(`--log-level: ${(cause as Error).message}`, { cause });
+  }
 }

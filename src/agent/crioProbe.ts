@@ -4,7 +4,7 @@
 //
 // fetchCrioConfig is the I/O; enforcement() is pure and decides `enforcing` and its reason.
 
-import { request } from "node:http";
+import { http } from "../nodeHttp.ts";
 import {
   FEATURES,
   formatCrioVersion,
@@ -22,7 +22,7 @@ export type ConfigFetch = { ok: true; text: string } | { ok: false; reason: stri
 
 export function fetchCrioConfig(socketPath: string, timeoutMs: number): Promise<ConfigFetch> {
   return new Promise((resolve) => {
-    const req = request(
+    const req = http.request(
       { socketPath, path: "/config", method: "GET", timeout: timeoutMs },
       (res) => {
         const chunks: Buffer[] = [];

@@ -77,6 +77,26 @@ export function nodePaths(h: HostLocations): NodePaths {
   };
 }
 
+const LAYER_FILE = /^\.imagepolicy-cluster-layer-([0-9a-f]{16})$/;
+
+/** `.imagepolicy-cluster-layer-<revision>`, beside the manifest: the text of a cluster layer
+ * cluster.json may hold (manifest.ts). */
+export function layerFileName(revision: string): string {
+  const name = `.imagepolicy-cluster-layer-${revision}`;
+  if (!LAYER_FILE.test(name)) throw new HostPathError(`not a layer revision: ${revision}`);
+  return name;
+}
+
+/** The revision of a layer file name, or undefined for any other name. */
+export function layerFileRevision(name: string): string | undefined {
+  return LAYER_FILE.exec(name)?.[1];
+}
+
+/** Where the text of cluster layer `revision` is kept. */
+export function layerFilePath(paths: NodePaths, revision: string): string {
+  return path.join(path.dirname(paths.manifest), layerFileName(revision));
+}
+
 /** The path of `<namespace>.json`; undefined for a name that is not a DNS-1123 label. */
 export function namespaceFilePath(paths: NodePaths, namespace: string): string | undefined {
   const name = namespaceFileName(namespace);

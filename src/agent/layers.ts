@@ -1,107 +1,210 @@
-// The layer ConfigMaps (docs/internals.md) -> what the node's files should hold (pure).
-// A layer that cannot be used (bad JSON, wrong identity) never silently disappears: its namespace
-// keeps its last usable layer, or its file (see plan.ts).
+// The layer ConfigMaps (docs/internals.md) as the agent tracks them: for each one its text and
+// revision, whether it can be used, and the last one that could. Work is proportional to the
+// change: a ConfigMap whose resourceVersion did not move is not looked at again, and a layer is
+// parsed (strictly) only when its text changed. A layer that cannot be used (bad JSON, wrong
+// identity) never silently disappears: its namespace keeps its last usable layer, or its file
+// (see plan.ts).
+//
+// What the informer caches of each ConfigMap is trimmed (trimLayerConfigMap): no managedFields,
+// no other data; the agent's memory then holds each layer's text once.
 
 import { parseLayer, type Layer } from "../compiler/layer.ts";
-import type { KubeObject } from "../kube/objects.ts";
-import type { Desired, LayerInput, NamespaceInput } from "./plan.ts";
+import type { KubeObject } from "../kube/index.ts";
 import {
   CLUSTER_LAYER_NAME,
+  LAYER_KEY,
   LAYER_LABEL,
-  layerConfigMapSchema,
   layerRevision,
   NAMESPACE_LABEL,
   NAMESPACE_LAYER_PREFIX,
   REVISION_ANNOTATION,
 } from "../layerConfigMap.ts";
 
-/** Last usable layer per ConfigMap name, carried from one reconcile to the next. */
-export type LastGood = ReadonlyMap<string, LayerInput>;
+/** A layer's text (layer.json) and its revision. */
+export interface LayerText {
+  readonly text: string;
+  readonly revision: string;
+}
 
-export type ClusterInput =
-  | { readonly ok: true; readonly input: LayerInput }
-  | { readonly ok: false; readonly reason: string; readonly lastGood?: LayerInput };
+export type LayerInput =
+  | { readonly ok: true; readonly layer: LayerText }
+  /** The ConfigMap exists but its layer cannot be used; `lastGood` is the last one that could,
+   * if this process saw one. */
+  | { readonly ok: false; readonly reason: string; readonly lastGood?: LayerText };
 
 export interface LayerState {
   /** undefined: no cluster layer ConfigMap (yet). */
-  readonly cluster: ClusterInput | undefined;
-  readonly namespaces: ReadonlyMap<string, NamespaceInput>;
-  readonly lastGood: LastGood;
+  readonly cluster: LayerInput | undefined;
+  /** Sorted by namespace. */
+  readonly namespaces: ReadonlyMap<string, LayerInput>;
   /** Warnings (e.g. a revision annotation that does not match the data). */
   readonly problems: readonly string[];
 }
 
-type Parsed = { ok: true; input: LayerInput } | { ok: false; reason: string };
-
-function parseConfigMap(
-  data: Record<string, string> | undefined,
-  expectNamespace: string | undefined,
-): Parsed {
-  const text = data?.["layer.json"];
-  if (text === undefined) return { ok: false, reason: "no data[layer.json]" };
-  let layer: Layer;
-  try {
-    layer = parseLayer(text);
-  } catch (e) {
-    return { ok: false, reason: (e as Error).message };
-  }
-  if (layer.namespace !== expectNamespace) {
-    return {
-      ok: false,
-      reason: `layer.json is the layer of ${layer.namespace === undefined ? "the cluster" : `namespace ${layer.namespace}`}`,
-    };
-  }
-  return { ok: true, input: { text, revision: layerRevision(text), layer } };
+/** A copy of `s` that shares no memory with it. JSON.parse returns strings that may be slices of
+ * the whole response text; keeping one would keep the whole response (megabytes for a list). */
+export function own(s: string): string {
+  return Buffer.from(s, "utf8").toString("utf8");
 }
 
-export function readLayers(configMaps: readonly KubeObject[], lastGood: LastGood): LayerState {
-  const problems: string[] = [];
-  const good = new Map<string, LayerInput>();
-  let cluster: ClusterInput | undefined;
-  const namespaces = new Map<string, NamespaceInput>();
-  for (const obj of configMaps) {
-    const cm = layerConfigMapSchema.safeParse(obj);
-    if (!cm.success) continue;
-    const { name, labels = {}, annotations = {} } = cm.data.metadata;
-    const kind = labels[LAYER_LABEL];
-    let ns: string | undefined;
-    if (kind === "cluster" && name === CLUSTER_LAYER_NAME) ns = undefined;
-    else if (kind === "namespace" && name.startsWith(NAMESPACE_LAYER_PREFIX)) {
-      ns = name.slice(NAMESPACE_LAYER_PREFIX.length);
-      if (labels[NAMESPACE_LABEL] !== ns) {
-        problems.push(`ConfigMap ${name}: label ${NAMESPACE_LABEL} is not ${ns}`);
-      }
-    } else continue; // not a layer ConfigMap
-    const parsed = parseConfigMap(cm.data.data, ns);
-    const previous = lastGood.get(name);
-    let result: ClusterInput;
-    if (parsed.ok) {
-      good.set(name, parsed.input);
-      const annotated = annotations[REVISION_ANNOTATION];
-      if (annotated !== parsed.input.revision) {
+/** The informer transform: only what the agent reads of a layer ConfigMap, in strings of its
+ * own. */
+export function trimLayerConfigMap(obj: KubeObject): KubeObject {
+  const m = obj.metadata;
+  const text = dataOf(obj);
+  const revision = m.annotations?.[REVISION_ANNOTATION];
+  const labels =
+    m.labels === undefined
+      ? undefined
+      : Object.fromEntries(Object.entries(m.labels).map(([k, v]) => [own(k), own(v)]));
+  return {
+    apiVersion: own(obj.apiVersion),
+    kind: own(obj.kind),
+    metadata: {
+      name: own(m.name),
+      ...(m.namespace === undefined ? {} : { namespace: own(m.namespace) }),
+      ...(m.resourceVersion === undefined ? {} : { resourceVersion: own(m.resourceVersion) }),
+      ...(labels === undefined ? {} : { labels }),
+      ...(revision === undefined ? {} : { annotations: { [REVISION_ANNOTATION]: own(revision) } }),
+    },
+    ...(text === undefined ? {} : { data: { [LAYER_KEY]: own(text) } }),
+  };
+}
+
+function dataOf(obj: KubeObject): string | undefined {
+  const data: unknown = obj["data"];
+  if (typeof data !== "object" || data === null) return undefined;
+  const text: unknown = Reflect.get(data, LAYER_KEY);
+  return typeof text === "string" ? text : undefined;
+}
+
+interface Tracked {
+  readonly resourceVersion: string | undefined;
+  readonly namespace: string | undefined;
+  readonly input: LayerInput;
+  readonly problems: readonly string[];
+}
+
+/** What a layer ConfigMap says: its namespace (undefined: cluster), or not a layer at all. */
+function identify(obj: KubeObject): { namespace: string | undefined } | undefined {
+  const { name, labels = {} } = obj.metadata;
+  const kind = labels[LAYER_LABEL];
+  if (kind === "cluster" && name === CLUSTER_LAYER_NAME) return { namespace: undefined };
+  if (kind === "namespace" && name.startsWith(NAMESPACE_LAYER_PREFIX)) {
+    return { namespace: name.slice(NAMESPACE_LAYER_PREFIX.length) };
+  }
+  return undefined;
+}
+
+/** Called with every layer parsed (the agent keeps what registries.d needs of it). */
+export type OnParsed = (namespace: string | undefined, layer: LayerText, parsed: Layer) => void;
+
+export class LayerSources {
+  readonly #tracked = new Map<string, Tracked>();
+  /** Layers parsed since the process started (the figure docs/scale.md quotes). */
+  parsed = 0;
+
+  /** Brings the tracked layers up to the informer's ConfigMaps. */
+  update(configMaps: readonly KubeObject[], onParsed: OnParsed): void {
+    const seen = new Set<string>();
+    for (const obj of configMaps) {
+      const id = identify(obj);
+      if (id === undefined) continue;
+      const name = obj.metadata.name;
+      seen.add(name);
+      const before = this.#tracked.get(name);
+      const rv = obj.metadata.resourceVersion;
+      if (before !== undefined && rv !== undefined && before.resourceVersion === rv) continue;
+      this.#tracked.set(name, this.#track(obj, id.namespace, before, onParsed));
+    }
+    for (const name of [...this.#tracked.keys()]) if (!seen.has(name)) this.#tracked.delete(name);
+  }
+
+  #track(
+    obj: KubeObject,
+    namespace: string | undefined,
+    before: Tracked | undefined,
+    onParsed: OnParsed,
+  ): Tracked {
+    const name = obj.metadata.name;
+    const problems: string[] = [];
+    const labels = obj.metadata.labels ?? {};
+    if (namespace !== undefined && labels[NAMESPACE_LABEL] !== namespace) {
+      problems.push(`ConfigMap ${name}: label ${NAMESPACE_LABEL} is not ${namespace}`);
+    }
+    const lastGood =
+      before === undefined
+        ? undefined
+        : before.input.ok
+          ? before.input.layer
+          : before.input.lastGood;
+    const fail = (reason: string): LayerInput => ({
+      ok: false,
+      reason: `ConfigMap ${name}: ${reason}`,
+      ...(lastGood === undefined ? {} : { lastGood }),
+    });
+    const text = dataOf(obj);
+    let input: LayerInput;
+    if (text === undefined) input = fail(`no data[${LAYER_KEY}]`);
+    else {
+      const revision = layerRevision(text);
+      const annotated = obj.metadata.annotations?.[REVISION_ANNOTATION];
+      if (annotated !== revision) {
         problems.push(
-          `ConfigMap ${name}: annotation ${REVISION_ANNOTATION} ${JSON.stringify(annotated ?? "")} does not match its data (${parsed.input.revision})`,
+          `ConfigMap ${name}: annotation ${REVISION_ANNOTATION} ${JSON.stringify(annotated ?? "")} does not match its data (${revision})`,
         );
       }
-      result = parsed;
-    } else {
-      if (previous !== undefined) good.set(name, previous);
-      result = {
-        ok: false,
-        reason: `ConfigMap ${name}: ${parsed.reason}`,
-        ...(previous === undefined ? {} : { lastGood: previous }),
-      };
+      if (before?.input.ok === true && before.input.layer.revision === revision) {
+        input = before.input; // same text, checked already
+      } else {
+        input = this.#parse(namespace, { text, revision }, onParsed, fail);
+      }
     }
-    if (ns === undefined) cluster = result;
-    else namespaces.set(ns, result);
+    return { resourceVersion: obj.metadata.resourceVersion, namespace, input, problems };
   }
-  return { cluster, namespaces, lastGood: good, problems };
-}
 
-/** The cluster layer to apply: the ConfigMap's, else its last usable one. */
-export function desiredFrom(state: LayerState): Desired | undefined {
-  const c = state.cluster;
-  if (c === undefined) return undefined;
-  const input = c.ok ? c.input : c.lastGood;
-  return input === undefined ? undefined : { cluster: input, namespaces: state.namespaces };
+  #parse(
+    namespace: string | undefined,
+    layer: LayerText,
+    onParsed: OnParsed,
+    fail: (reason: string) => LayerInput,
+  ): LayerInput {
+    let parsed: Layer;
+    try {
+      this.parsed += 1;
+      parsed = parseLayer(layer.text);
+    } catch (e) {
+      return fail((e as Error).message);
+    }
+    if (parsed.namespace !== namespace) {
+      return fail(
+        `layer.json is the layer of ${parsed.namespace === undefined ? "the cluster" : `namespace ${parsed.namespace}`}`,
+      );
+    }
+    onParsed(namespace, layer, parsed);
+    return { ok: true, layer };
+  }
+
+  state(): LayerState {
+    let cluster: LayerInput | undefined;
+    const namespaces: [string, LayerInput][] = [];
+    const problems: string[] = [];
+    for (const t of this.#tracked.values()) {
+      problems.push(...t.problems);
+      if (t.namespace === undefined) cluster = t.input;
+      else namespaces.push([t.namespace, t.input]);
+    }
+    namespaces.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return { cluster, namespaces: new Map(namespaces), problems };
+  }
+
+  /** The text of a layer this process saw with `revision` (current or last usable). */
+  text(revision: string): string | undefined {
+    for (const t of this.#tracked.values()) {
+      const i = t.input;
+      if (i.ok && i.layer.revision === revision) return i.layer.text;
+      if (!i.ok && i.lastGood?.revision === revision) return i.lastGood.text;
+    }
+    return undefined;
+  }
 }

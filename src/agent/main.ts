@@ -1,17 +1,24 @@
 // Entry point of `imagepolicy agent` (called by src/cli/main.ts): flags, logger, Kubernetes
-// client, informers, HTTP endpoints; runs until SIGTERM or SIGINT, then shuts down gracefully.
+// client, informers, work queue, HTTP endpoints; runs until SIGTERM or SIGINT, then shuts down
+// gracefully.
 
-import { pino } from "pino";
 import type { Io } from "../cli/io.ts";
-import { KubeClient, loadKubeConfig } from "../kube/client.ts";
-import { systemSchedule } from "../kube/clock.ts";
-import { Informer } from "../kube/informer.ts";
-import { apiVersionOf, Resources } from "../kube/objects.ts";
-import { Agent } from "./agent.ts";
+import {
+  apiVersionOf,
+  Informer,
+  KubeClient,
+  loadKubeConfig,
+  Resources,
+  WorkQueue,
+  type Logger,
+} from "../kube/index.ts";
+import { jsonLogger } from "./log.ts";
+import { Agent, trimNode } from "./agent.ts";
 import { AGENT_USAGE, AgentUsageError, parseAgentArgs, type AgentConfig } from "./config.ts";
 import { fetchCrioConfig } from "./crioProbe.ts";
 import { nodePaths } from "./hostPaths.ts";
 import { LAYER_SELECTOR } from "../layerConfigMap.ts";
+import { trimLayerConfigMap } from "./layers.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { realNodeFs } from "./nodeFs.ts";
 import { readNodeInputs } from "./nodeInputs.ts";
@@ -32,9 +39,11 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     io.err(`error: ${(err as Error).message}\n${AGENT_USAGE}`);
     return err instanceof AgentUsageError ? 2 : 1;
   }
-  const logger = pino({
+  const logger = jsonLogger({
     level: config.logLevel,
     base: { component: "agent", node: config.nodeName },
+    write: (line) => process.stdout.write(line),
+    now: () => Date.now(),
   });
   try {
     return await run(config, logger);
@@ -44,17 +53,20 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   }
 }
 
-async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
+async function run(config: AgentConfig, logger: Logger): Promise<number> {
   const paths = nodePaths(config.host);
-  const client = new KubeClient(loadKubeConfig(config.kubeconfig));
+  const client = new KubeClient(loadKubeConfig(config.kubeconfig, process.env));
   const metrics = new AgentMetrics();
   const layers = new Informer({
     name: `configmaps ${config.namespace}`,
     source: client.listWatcher(Resources.configMaps, {
       namespace: config.namespace,
       labelSelector: LAYER_SELECTOR,
+      // A layer can be large (up to the 1 MiB object limit): a page at a time stays small.
+      pageSize: 20,
     }),
     logger,
+    transform: trimLayerConfigMap,
   });
   const node = new Informer({
     name: `node ${config.nodeName}`,
@@ -62,6 +74,7 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
       fieldSelector: `metadata.name=${config.nodeName}`,
     }),
     logger,
+    transform: trimNode,
   });
   const R = Resources.imagePolicyNodeStatuses;
   const agent = new Agent(
@@ -75,7 +88,7 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
       probeIntervalMs: config.probeIntervalMs,
     },
     {
-      fs: realNodeFs,
+      fs: realNodeFs(),
       logger,
       metrics,
       layers,
@@ -102,14 +115,14 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
             FIELD_MANAGER,
           );
         },
-        async patchStatus(name, status) {
-          await client.patchStatus(R, { name }, status);
+        async patchStatus(name, patch) {
+          await client.patchStatus(R, { name }, patch);
         },
       },
       probe: () => fetchCrioConfig(paths.crioSocket, 5000),
       readNodeInputs: () => readNodeInputs(paths),
       now: () => new Date(),
-      schedule: systemSchedule,
+      queue: new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 60_000 }),
     },
   );
 
@@ -150,6 +163,7 @@ async function run(config: AgentConfig, logger: pino.Logger): Promise<number> {
   stopping = true;
   await agent.stop();
   await Promise.all(servers.map((s) => s.close()));
+  client.close();
   logger.info("stopped");
   return 0;
 }

@@ -1,69 +1,158 @@
-// The manifest of the files the agent owns (docs/design.md "Files on the node"): `.imagepolicy-manifest`
-// beside cluster.json, a name CRI-O never reads as a namespace policy. The agent deletes only
-// namespace files listed here, and only in the policy directory recorded here.
+// The manifest of the files the agent owns (docs/design.md "Files on the node"):
+// `.imagepolicy-manifest` beside cluster.json, a name CRI-O never reads as a namespace policy. The
+// agent deletes only namespace files listed here, and only in the policy directory recorded here.
+// It is also how the agent knows what every file holds without reading it back (docs/scale.md):
 //
-// It also records the cluster layers cluster.json may hold: one at rest, two while the agent
-// moves from one cluster layer to the next (written before cluster.json is replaced). Their AND
-// is never looser than cluster.json, so after a crash at any point the next transition can still
-// keep every namespace file tighter than cluster.json (see plan.ts).
+// - clusterLayers: the revisions of the cluster layers cluster.json may hold: one at rest, more
+//   while the agent moves from one cluster layer to the next (the new one is listed before
+//   cluster.json is replaced). Each one's layer.json is kept beside the manifest in
+//   `.imagepolicy-cluster-layer-<revision>` (hostPaths.ts layerFileName), so that after a crash at any point
+//   the next transition can still write namespace files tighter than every one of them.
+// - namespaces: the revision each `<namespace>.json` holds ("<cluster>.<namespace>"), or ""
+//   while it is being replaced: a file listed with "" holds something no looser than
+//   cluster.json, and is rewritten before it is reported. A file is listed before it is first
+//   written, so a crash never leaves an unlisted file of ours behind.
+// - registriesD: the inputs the registries.d file was last computed from ("" when unknown).
+//
+// Version 1 (the agent before this one) kept the cluster layers' text inline; it is read and
+// turned into version 2 (parseManifest returns the texts).
 
-import { z } from "zod";
 import { canonicalJson } from "../canonicalJson.ts";
 import { parseStrictJson } from "../strictJson.ts";
+import { layerRevision } from "../layerConfigMap.ts";
+import { isDns1123Label } from "./hostPaths.ts";
 
 export interface Manifest {
-  readonly version: 1;
+  readonly version: 2;
   /** The policy directory (host path) the namespace files below live in. */
   readonly policyDir: string;
-  /** Layer texts (serializeLayer) cluster.json may hold; empty when unknown. */
+  /** Revisions of the cluster layers cluster.json may hold; empty when unknown. */
   readonly clusterLayers: readonly string[];
-  /** Revision in cluster.json; "" when unknown. */
-  readonly clusterRevision: string;
-  /** namespace -> revision of `<namespace>.json` ("<cluster>.<namespace>"). Listed before the
-   * file is first written, so a crash never leaves an unlisted file of ours behind. */
+  /** namespace -> revision of `<namespace>.json`, "" while being replaced. */
   readonly namespaces: Readonly<Record<string, string>>;
+  /** What the registries.d file was computed from; "" when unknown. */
+  readonly registriesD: string;
 }
-
-const schema = z.strictObject({
-  version: z.literal(1),
-  policyDir: z.string().min(1),
-  clusterLayers: z.array(z.string().min(1)),
-  clusterRevision: z.string(),
-  namespaces: z.record(
-    z
-      .string()
-      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
-      .max(63),
-    z.string(),
-  ),
-});
 
 export class ManifestParseError extends Error {
   override readonly name = "ManifestParseError";
 }
 
+const REVISION = /^[0-9a-f]{16}$/;
+const FILE_REVISION = /^(?:|[0-9a-f]{16}\.(?:[0-9a-f]{16}|unrendered))$/;
+
 export function emptyManifest(policyDir: string): Manifest {
-  return { version: 1, policyDir, clusterLayers: [], clusterRevision: "", namespaces: {} };
+  return { version: 2, policyDir, clusterLayers: [], namespaces: {}, registriesD: "" };
 }
 
 export function serializeManifest(m: Manifest): string {
   return canonicalJson(m);
 }
 
-export function parseManifest(text: string): Manifest {
+export interface ParsedManifest {
+  readonly manifest: Manifest;
+  /** Layer texts a version 1 manifest carried inline (revision -> layer.json). */
+  readonly inlineLayers: ReadonlyMap<string, string>;
+}
+
+type Fields = Readonly<Record<string, unknown>>;
+
+function fields(v: unknown, allowed: readonly string[], where: string): Fields {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new ManifestParseError(`invalid manifest: ${where} is not an object`);
+  }
+  const o: Fields = Object.fromEntries(Object.entries(v));
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k))
+      throw new ManifestParseError(`invalid manifest: unknown field ${where}.${k}`);
+  }
+  return o;
+}
+
+function text(o: Fields, key: string, re?: RegExp): string {
+  const v = o[key];
+  if (typeof v !== "string" || (re !== undefined && !re.test(v))) {
+    throw new ManifestParseError(`invalid manifest: ${key} is not a valid string`);
+  }
+  return v;
+}
+
+function strings(o: Fields, key: string): string[] {
+  const v = o[key];
+  if (!Array.isArray(v) || !v.every((x): x is string => typeof x === "string" && x !== "")) {
+    throw new ManifestParseError(`invalid manifest: ${key} is not a list of strings`);
+  }
+  return v;
+}
+
+function namespaces(v: unknown, value: RegExp): Record<string, string> {
+  const o = fields(v, Object.keys(v ?? {}), "namespaces");
+  const out: Record<string, string> = {};
+  for (const [ns, rev] of Object.entries(o)) {
+    if (!isDns1123Label(ns))
+      throw new ManifestParseError(`invalid manifest: namespace ${JSON.stringify(ns)}`);
+    if (typeof rev !== "string" || !value.test(rev)) {
+      throw new ManifestParseError(`invalid manifest: revision of ${ns}`);
+    }
+    out[ns] = rev;
+  }
+  return out;
+}
+
+/** Strict: unknown fields, duplicate keys, wrong types and malformed revisions are errors. */
+export function parseManifest(input: string): ParsedManifest {
   let value: unknown;
   try {
-    value = parseStrictJson(text);
+    value = parseStrictJson(input);
   } catch (cause) {
     throw new ManifestParseError(`manifest is not valid JSON: ${(cause as Error).message}`, {
       cause,
     });
   }
-  const r = schema.safeParse(value);
-  if (!r.success) {
-    throw new ManifestParseError(`invalid manifest: ${z.prettifyError(r.error)}`, {
-      cause: r.error,
-    });
+  const version = fields(value, Object.keys(value ?? {}), "$")["version"];
+  if (version === 2) {
+    const o = fields(
+      value,
+      ["version", "policyDir", "clusterLayers", "namespaces", "registriesD"],
+      "$",
+    );
+    const clusterLayers = strings(o, "clusterLayers");
+    if (!clusterLayers.every((r) => REVISION.test(r))) {
+      throw new ManifestParseError("invalid manifest: clusterLayers holds a malformed revision");
+    }
+    return {
+      manifest: {
+        version: 2,
+        policyDir: text(o, "policyDir", /^\/./),
+        clusterLayers,
+        namespaces: namespaces(o["namespaces"], FILE_REVISION),
+        registriesD: text(o, "registriesD"),
+      },
+      inlineLayers: new Map(),
+    };
   }
-  return r.data;
+  if (version === 1) {
+    const o = fields(
+      value,
+      ["version", "policyDir", "clusterLayers", "clusterRevision", "namespaces"],
+      "$",
+    );
+    const texts = strings(o, "clusterLayers");
+    text(o, "clusterRevision");
+    const inlineLayers = new Map(texts.map((t) => [layerRevision(t), t] as const));
+    // Version 1 marked a file being replaced "<old>+<new>"; such a file counts as being replaced.
+    const ns = namespaces(o["namespaces"], /^[0-9a-z.+]*$/);
+    for (const [k, rev] of Object.entries(ns)) if (!FILE_REVISION.test(rev)) ns[k] = "";
+    return {
+      manifest: {
+        version: 2,
+        policyDir: text(o, "policyDir", /^\/./),
+        clusterLayers: [...inlineLayers.keys()],
+        namespaces: ns,
+        registriesD: "",
+      },
+      inlineLayers,
+    };
+  }
+  throw new ManifestParseError(`invalid manifest: unknown version ${JSON.stringify(version)}`);
 }

@@ -1,321 +1,234 @@
-// What to write, in which order, to move a node's files from what they hold to what the layers
-// say (pure). The executor (apply.ts) runs the steps one by one and stops at the first failure;
-// every step is idempotent, so a failed plan is simply recomputed and run again.
+// What to write, in which order, to move a node's files from what the manifest says they hold to
+// what the layers say (pure). The plan names each file's content (which layers, ANDed) but holds
+// no text: the executor (apply.ts) renders, writes and forgets one file at a time, so memory is
+// bounded by a few files however many namespaces there are. Every step is idempotent; a failed
+// plan is simply recomputed from the manifest and run again.
 //
 // Tighten-only at every instant (docs/design.md rule 5): a namespace file must never allow what the
-// cluster.json of that moment refuses. With L the cluster layers cluster.json may hold (manifest)
-// and C the new cluster layer, the order is:
+// cluster.json of that moment refuses. With P the cluster layers cluster.json may hold (manifest)
+// and C the new cluster layer:
 //   1. registries.d: the union of the entries on disk and the new ones (before any policy that
 //      needs them);
 //   2. delete the namespace files whose layer is gone (CRI-O then falls back to cluster.json);
-//   3. manifest: L + C as the possible cluster layers, new namespace files listed;
-//   4. if the cluster layer changes, every existing namespace file := AND(L, C, N): tighter than
-//      the cluster.json on disk and than the one to come;
-//   5. cluster.json := C;
-//   6. manifest: C alone;
-//   7. every namespace file := AND(C, N) (new files only now, after cluster.json is current);
-//   8. registries.d: the new entries; 9. manifest with the final revisions.
-// Unchanged bytes are never rewritten (the executor compares before writing).
+//   3. if the cluster layer changes: keep C's text beside the manifest, list C among the layers
+//      cluster.json may hold (and mark the files about to change as being replaced), then
+//      - C tighter than every layer of P: write each namespace file's final AND(C, N) now (it is
+//        tighter than every layer of P too), then cluster.json := C;
+//      - C looser than every layer of P: cluster.json := C first (every file is tighter than P,
+//        hence than C), then the final files;
+//      - otherwise (a key replaced: tighter here, looser there): every existing namespace file :=
+//        AND(P..., C, N), tighter than both cluster.json's; cluster.json := C; then the finals;
+//      (the manifest lists C alone as soon as cluster.json holds it);
+//   4. namespace files that change for their own layer, and new files (only after cluster.json
+//      is current), each listed in the manifest before it is first written;
+//   5. registries.d: the new entries; the manifest with the final revisions; old layer texts go.
+// A namespace change therefore writes one policy file (and the manifest); a restart with current
+// files writes nothing; a cluster change writes each namespace file once, or twice when the new
+// cluster layer is tighter somewhere and looser elsewhere.
 
-import { combine, indexLayer, type ScopeIndex } from "../compiler/combine.ts";
-import type { CrioVersion } from "../compiler/crioVersion.ts";
-import type { Layer } from "../compiler/layer.ts";
 import type { RegistriesDDocument } from "../compiler/registriesD.ts";
-import { registriesD } from "../compiler/registriesD.ts";
-import { parsePolicyJson, PolicyParseError } from "../policyjson/parse.ts";
-import { isDns1123Label } from "./hostPaths.ts";
-import type { Manifest } from "./manifest.ts";
-import type { RegistryMirrors } from "./registriesConf.ts";
 import {
-  nodeRegistriesD,
-  unionRegistriesD,
-  type OmittedKey,
-  type OtherKeys,
-} from "./registriesDFile.ts";
+  CLUSTER_FILE,
+  namespaceFileKey,
+  namespaceFileRevision,
+  UNRENDERED,
+} from "../nodeStatus.ts";
+import { isDns1123Label } from "./hostPaths.ts";
+import type { LayerInput } from "./layers.ts";
+import type { Manifest } from "./manifest.ts";
 
-/** A parsed layer with its text and revision. */
-export interface LayerInput {
-  readonly text: string;
-  readonly revision: string;
-  readonly layer: Layer;
-}
+/** How the new cluster layer C relates to the layers P cluster.json may hold. */
+export type ClusterRelation =
+  /** Every layer of P is C: at most cluster.json itself is missing. */
+  | "same"
+  /** C allows no more than any layer of P. */
+  | "tightens"
+  /** C allows at least what every layer of P allows. */
+  | "loosens"
+  | "mixed"
+  /** P is unknown (no manifest, or a layer text of P is lost): only a rejection is surely
+   * tighter than cluster.json. */
+  | "unknown";
 
-export type NamespaceInput =
-  | { readonly ok: true; readonly input: LayerInput }
-  /** The ConfigMap exists but its layer cannot be used; `lastGood` is the last one that could,
-   * if this process saw one. */
-  | { readonly ok: false; readonly reason: string; readonly lastGood?: LayerInput };
-
-export interface Desired {
-  readonly cluster: LayerInput;
-  readonly namespaces: ReadonlyMap<string, NamespaceInput>;
-}
-
-export interface Current {
+export interface PlanInput {
   readonly manifest: Manifest;
-  /** Our registries.d document as on disk ({} when absent or unreadable). */
-  readonly registriesD: RegistriesDDocument;
+  /** cluster.json is on disk (the shell checks it; the manifest may say otherwise). */
+  readonly clusterFilePresent: boolean;
+  /** The cluster layer revision to apply. */
+  readonly cluster: string;
+  readonly namespaces: ReadonlyMap<string, LayerInput>;
+  /** Only read when the cluster layer changes. */
+  readonly relation: ClusterRelation;
+  /** The registries.d document on disk, and the one the layers and node need. */
+  readonly registriesD: {
+    readonly current: RegistriesDDocument;
+    readonly union: RegistriesDDocument;
+    readonly desired: RegistriesDDocument;
+    /** What `desired` was computed from (recorded in the manifest). */
+    readonly inputs: string;
+  };
 }
 
-export interface NodeEnv {
-  readonly target: CrioVersion;
-  readonly registries: readonly RegistryMirrors[];
-  readonly otherKeys: OtherKeys;
-}
-
-export type FileRef =
-  | { readonly kind: "cluster" }
-  | { readonly kind: "registriesD" }
-  | { readonly kind: "namespace"; readonly namespace: string };
+/** What a namespace file is made of, in order of preference: the first that renders is
+ * written. */
+export type Source =
+  | { readonly kind: "layer"; readonly revision: string }
+  /** Every image rejected (fail closed: neither the new layer nor a known good one renders). */
+  | { readonly kind: "rejectAll" };
 
 export type Step =
+  /** The cluster layer's text, beside the manifest (before the manifest names it). */
+  | { readonly kind: "layerFile"; readonly revision: string }
+  /** Namespaces whose file is about to be replaced ("" in the manifest) or created. */
+  | { readonly kind: "mark"; readonly namespaces: readonly string[] }
+  /** Writes the manifest as the executor holds it, with these fields. */
   | {
-      readonly kind: "write";
-      readonly file: FileRef;
-      readonly text: string;
-      readonly revision: string;
+      readonly kind: "checkpoint";
+      readonly clusterLayers?: readonly string[];
+      readonly registriesD?: string;
+    }
+  | { readonly kind: "registriesD"; readonly document: RegistriesDDocument }
+  | { readonly kind: "cluster"; readonly revision: string }
+  | {
+      readonly kind: "namespace";
+      readonly namespace: string;
+      /** The cluster layers ANDed into the file (the last one is C). */
+      readonly base: readonly string[];
+      readonly sources: readonly Source[];
+      /** false for a transition file (the manifest keeps "" for it). */
+      readonly final: boolean;
     }
   | { readonly kind: "delete"; readonly namespace: string }
-  | { readonly kind: "manifest"; readonly manifest: Manifest };
+  /** Removes the layer files of every revision but these. */
+  | { readonly kind: "pruneLayerFiles"; readonly keep: readonly string[] };
 
 export interface Plan {
   readonly steps: readonly Step[];
-  /** file name ("cluster.json", "<ns>.json") -> revision, once every step has run. */
-  readonly appliedRevisions: Readonly<Record<string, string>>;
-  /** Expected problems (a namespace layer this node cannot render, ...), reported in status. */
+  /** Expected problems (a namespace layer that cannot be used, ...), reported in status. */
   readonly problems: readonly string[];
-  readonly omittedKeys: readonly OmittedKey[];
 }
 
-export type PlanResult = { ok: true; plan: Plan } | { ok: false; problems: string[] };
-
-export class PlanInvariantError extends Error {
-  override readonly name = "PlanInvariantError";
+/** The revision a final namespace file records for `source` on cluster layer `cluster`. */
+export function sourceRevision(cluster: string, source: Source): string {
+  return namespaceFileRevision(cluster, source.kind === "layer" ? source.revision : UNRENDERED);
 }
 
-/** The rejection every namespace file can fall back to: AND with it rejects every image. */
-const REJECT_ALL: ScopeIndex = indexLayer({
-  namespace: "imagepolicy-reject-all",
-  policies: [{ name: "reject-all", scopes: [""], requirement: { kind: "reject" } }],
-});
-
-function checked(text: string, what: string): string {
-  try {
-    parsePolicyJson(text);
-  } catch (cause) {
-    const detail = cause instanceof PolicyParseError ? cause.message : String(cause);
-    throw new PlanInvariantError(`compiled ${what} fails the strict parser: ${detail}`, { cause });
-  }
-  return text;
+function sameDocument(a: RegistriesDDocument, b: RegistriesDDocument): boolean {
+  return JSON.stringify(sortedDoc(a)) === JSON.stringify(sortedDoc(b));
 }
 
-type Rendered = { ok: true; text: string } | { ok: false; problems: string[] };
-
-function render(layers: readonly ScopeIndex[], target: CrioVersion, what: string): Rendered {
-  const r = combine(layers, target);
-  return r.ok ? { ok: true, text: checked(r.text, what) } : r;
+function sortedDoc(d: RegistriesDDocument): unknown {
+  const docker = Object.entries(d.docker ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  return [d["default-docker"] ?? null, docker];
 }
 
-/** What a namespace file is built from: its layer, or (when it cannot be used) a rejection. */
-interface NamespaceSource {
-  readonly index: ScopeIndex;
-  readonly revision: string;
-}
-
-function parseLayers(
-  texts: readonly string[],
-  parse: (t: string) => Layer,
-): ScopeIndex[] | undefined {
-  try {
-    return texts.map((t) => indexLayer(parse(t)));
-  } catch {
-    return undefined;
-  }
-}
-
-export function plan(
-  current: Current,
-  desired: Desired,
-  env: NodeEnv,
-  parseLayer: (text: string) => Layer,
-): PlanResult {
-  const { target } = env;
-  const c = desired.cluster;
-  const cIndex = indexLayer(c.layer);
-  const clusterDoc = render([cIndex], target, "cluster.json");
-  if (!clusterDoc.ok) {
-    return {
-      ok: false,
-      problems: clusterDoc.problems.map((p) => `cluster layer ${c.revision}: ${p}`),
-    };
-  }
-  const m = current.manifest;
-  // Layers cluster.json may hold now; unknown (unreadable manifest) counts as "no known layer".
-  const old = parseLayers(m.clusterLayers, parseLayer);
-  const clusterChanged = !(m.clusterLayers.length === 1 && m.clusterLayers[0] === c.text);
+export function plan(input: PlanInput): Plan {
+  const m = input.manifest;
+  const C = input.cluster;
   const problems: string[] = [];
-
-  // Which namespaces get a file, from what.
+  const P = m.clusterLayers;
+  const clusterCurrent = P.length === 1 && P[0] === C && input.clusterFilePresent;
   const owned = new Set(Object.keys(m.namespaces));
-  const finals = new Map<string, { text: string; revision: string; source: NamespaceSource }>();
+
+  // What each namespace file should be made of.
+  const wanted = new Map<string, readonly Source[]>();
   const keep = new Set<string>();
-  for (const [ns, input] of [...desired.namespaces].sort(([a], [b]) => (a < b ? -1 : 1))) {
+  for (const [ns, want] of input.namespaces) {
     if (!isDns1123Label(ns)) {
       problems.push(`namespace ${JSON.stringify(ns)} is not a DNS-1123 label: no file written`);
       continue;
     }
-    const tryLayer = (li: LayerInput): Rendered & { index: ScopeIndex } => {
-      const index = indexLayer(li.layer);
-      return { ...render([cIndex, index], target, `${ns}.json`), index };
-    };
-    let chosen: { text: string; revision: string; source: NamespaceSource } | undefined;
-    if (input.ok) {
-      const r = tryLayer(input.input);
-      if (r.ok) {
-        const revision = `${c.revision}.${input.input.revision}`;
-        chosen = { text: r.text, revision, source: { index: r.index, revision } };
-      } else {
-        problems.push(`namespace ${ns} layer ${input.input.revision}: ${r.problems.join("; ")}`);
-      }
-    } else {
-      problems.push(`namespace ${ns}: ${input.reason}`);
-    }
-    if (chosen === undefined && !input.ok && input.lastGood !== undefined) {
-      const r = tryLayer(input.lastGood);
-      if (r.ok) {
-        const revision = `${c.revision}.${input.lastGood.revision}`;
-        chosen = { text: r.text, revision, source: { index: r.index, revision } };
-        problems.push(`namespace ${ns}: keeping its last usable layer ${input.lastGood.revision}`);
+    const sources: Source[] = [];
+    if (want.ok) sources.push({ kind: "layer", revision: want.layer.revision });
+    else {
+      problems.push(`namespace ${ns}: ${want.reason}`);
+      if (want.lastGood !== undefined) {
+        sources.push({ kind: "layer", revision: want.lastGood.revision });
+        problems.push(`namespace ${ns}: keeping its last usable layer ${want.lastGood.revision}`);
       }
     }
-    if (chosen === undefined && owned.has(ns)) {
-      if (!clusterChanged) {
+    if (sources.length === 0) {
+      if (!owned.has(ns)) continue;
+      if (clusterCurrent) {
         // The file on disk was built on this very cluster layer: still tighter than cluster.json.
         keep.add(ns);
         problems.push(`namespace ${ns}: keeping its file as it is`);
         continue;
       }
-      // Neither the new layer nor a known good one: fail closed rather than loosen.
-      const r = render([cIndex, REJECT_ALL], target, `${ns}.json`);
-      if (!r.ok) throw new PlanInvariantError(`reject-all for ${ns}: ${r.problems.join("; ")}`);
-      const revision = `${c.revision}.unrendered`;
-      chosen = { text: r.text, revision, source: { index: REJECT_ALL, revision } };
       problems.push(`namespace ${ns}: no usable layer, its file rejects every image`);
     }
-    if (chosen !== undefined) finals.set(ns, chosen);
+    // Fail closed rather than loosen, whatever cannot be rendered.
+    sources.push({ kind: "rejectAll" });
+    wanted.set(ns, sources);
   }
-  const removed = [...owned].filter((ns) => !finals.has(ns) && !keep.has(ns)).sort();
-
-  // registries.d: computed over every namespace file's layer, as the compiler does.
-  const compiledReg = registriesD(
-    cIndex,
-    [...finals.values()].map((f) => f.source.index).filter((i) => i !== REJECT_ALL),
+  const removed = [...owned].filter((ns) => !wanted.has(ns) && !keep.has(ns)).sort();
+  // Files whose revision is not the final one: written below.
+  const first = (ns: string): Source => wanted.get(ns)?.[0] ?? { kind: "rejectAll" };
+  const stale = [...wanted.keys()].filter(
+    (ns) => m.namespaces[ns] !== sourceRevision(C, first(ns)),
   );
-  for (const conflict of compiledReg.conflicts) {
-    problems.push(
-      `scope ${JSON.stringify(conflict.scope)} needs two lookaside URLs: ${conflict.urls.join(", ")}`,
-    );
-  }
-  const finalReg = nodeRegistriesD(compiledReg.document, env.registries, env.otherKeys);
-  const unionReg = nodeRegistriesD(
-    unionRegistriesD(current.registriesD, compiledReg.document),
-    env.registries,
-    env.otherKeys,
-  );
+  const existing = stale.filter((ns) => owned.has(ns));
+  const created = stale.filter((ns) => !owned.has(ns));
 
   const steps: Step[] = [];
-  const regRevision = c.revision;
-  steps.push({
-    kind: "write",
-    file: { kind: "registriesD" },
-    text: unionReg.text,
-    revision: regRevision,
-  });
+  const reg = input.registriesD;
+  if (!sameDocument(reg.union, reg.current))
+    steps.push({ kind: "registriesD", document: reg.union });
   for (const ns of removed) steps.push({ kind: "delete", namespace: ns });
-
-  const nsRevisions: Record<string, string> = {};
-  for (const ns of keep) nsRevisions[ns] = m.namespaces[ns] ?? "";
-  const pendingNamespaces: Record<string, string> = { ...nsRevisions };
-  for (const ns of finals.keys()) pendingNamespaces[ns] = m.namespaces[ns] ?? "";
-  const layersDuring = clusterChanged
-    ? [...new Set([...m.clusterLayers, c.text])]
-    : m.clusterLayers;
-  steps.push({
-    kind: "manifest",
-    manifest: {
-      ...m,
-      clusterLayers: layersDuring,
-      namespaces: sortedRecord(pendingNamespaces),
-    },
+  const final = (ns: string): Step => ({
+    kind: "namespace",
+    namespace: ns,
+    base: [C],
+    sources: wanted.get(ns) ?? [{ kind: "rejectAll" }],
+    final: true,
   });
 
-  if (clusterChanged) {
-    for (const [ns, f] of finals) {
-      if (!owned.has(ns)) continue; // new files wait for cluster.json
-      // Without the old layers (unreadable manifest entry) only a rejection is surely tighter.
-      const r =
-        old === undefined || old.length === 0
-          ? undefined
-          : render([...old, cIndex, f.source.index], target, `${ns}.json (transition)`);
-      const text = r?.ok === true ? r.text : mustRender([cIndex, REJECT_ALL], target, ns);
-      steps.push({
-        kind: "write",
-        file: { kind: "namespace", namespace: ns },
-        text,
-        revision: `${m.clusterRevision}+${f.revision}`,
-      });
+  let finalsLeft: string[] = stale;
+  if (!clusterCurrent) {
+    const relation = P.length > 0 && P.every((p) => p === C) ? "same" : input.relation;
+    // Files rewritten before cluster.json is replaced are marked before the manifest lists C.
+    const early = relation === "loosens" || relation === "same" ? [] : existing;
+    steps.push({ kind: "layerFile", revision: C });
+    steps.push({ kind: "mark", namespaces: [...early, ...created] });
+    steps.push({ kind: "checkpoint", clusterLayers: [...new Set([...P, C])] });
+    if (relation === "tightens") {
+      for (const ns of existing) steps.push(final(ns));
+      finalsLeft = created;
+    } else if (relation === "mixed" || relation === "unknown") {
+      for (const ns of existing) {
+        const layers = (wanted.get(ns) ?? []).filter((s) => s.kind === "layer");
+        steps.push({
+          kind: "namespace",
+          namespace: ns,
+          base: relation === "unknown" ? [C] : [...P, C],
+          sources: [...(relation === "unknown" ? [] : layers), { kind: "rejectAll" }],
+          final: false,
+        });
+      }
     }
+    steps.push({ kind: "cluster", revision: C });
+    // cluster.json holds C: every file is tighter than it. Those rewritten next are marked.
+    if (early.length === 0) steps.push({ kind: "mark", namespaces: existing });
+    steps.push({ kind: "checkpoint", clusterLayers: [C] });
+  } else if (stale.length > 0) {
+    steps.push({ kind: "mark", namespaces: stale });
+    steps.push({ kind: "checkpoint" });
   }
-
-  steps.push({
-    kind: "write",
-    file: { kind: "cluster" },
-    text: clusterDoc.text,
-    revision: c.revision,
-  });
-  const afterCluster: Manifest = {
-    ...m,
-    clusterLayers: [c.text],
-    clusterRevision: c.revision,
-    namespaces: sortedRecord(pendingNamespaces),
-  };
-  steps.push({ kind: "manifest", manifest: afterCluster });
-
-  for (const [ns, f] of finals) {
-    steps.push({
-      kind: "write",
-      file: { kind: "namespace", namespace: ns },
-      text: f.text,
-      revision: f.revision,
-    });
-    nsRevisions[ns] = f.revision;
+  for (const ns of finalsLeft) steps.push(final(ns));
+  if (!sameDocument(reg.desired, reg.union)) {
+    steps.push({ kind: "registriesD", document: reg.desired });
   }
-  steps.push({
-    kind: "write",
-    file: { kind: "registriesD" },
-    text: finalReg.text,
-    revision: regRevision,
-  });
-  steps.push({
-    kind: "manifest",
-    manifest: { ...afterCluster, namespaces: sortedRecord(nsRevisions) },
-  });
-
-  const appliedRevisions: Record<string, string> = { "cluster.json": c.revision };
-  for (const [ns, rev] of Object.entries(sortedRecord(nsRevisions)))
-    appliedRevisions[`${ns}.json`] = rev;
-  return {
-    ok: true,
-    plan: { steps, appliedRevisions, problems, omittedKeys: finalReg.omitted },
-  };
+  steps.push({ kind: "checkpoint", registriesD: reg.inputs });
+  steps.push({ kind: "pruneLayerFiles", keep: [C] });
+  return { steps, problems };
 }
 
-function mustRender(layers: readonly ScopeIndex[], target: CrioVersion, ns: string): string {
-  const r = render(layers, target, `${ns}.json`);
-  if (!r.ok) throw new PlanInvariantError(`reject-all for ${ns}: ${r.problems.join("; ")}`);
-  return r.text;
-}
-
-function sortedRecord(r: Readonly<Record<string, string>>): Record<string, string> {
-  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : 1)));
+/** What a node reports once the manifest is `m` (with cluster.json present): a file being
+ * replaced reports "", which no layer revision matches (docs/internals.md). */
+export function appliedRevisions(m: Manifest): Record<string, string> {
+  const out: Record<string, string> = {};
+  const [only] = m.clusterLayers;
+  out[CLUSTER_FILE] = m.clusterLayers.length === 1 && only !== undefined ? only : "";
+  for (const [ns, rev] of Object.entries(m.namespaces)) out[namespaceFileKey(ns)] = rev;
+  return out;
 }

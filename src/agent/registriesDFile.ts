@@ -8,10 +8,17 @@
 
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { parse, stringify } from "yaml";
-import { z } from "zod";
-import type { RegistriesDDocument, RegistriesDEntry } from "../compiler/registriesD.ts";
+import { indexLayer, type ScopeIndex } from "../compiler/combine.ts";
+import type { Layer } from "../compiler/layer.ts";
+import {
+  registriesD,
+  type LookasideConflict,
+  type RegistriesDDocument,
+  type RegistriesDEntry,
+} from "../compiler/registriesD.ts";
+import type { Requirement } from "../compiler/requirements.ts";
 import { mirrorScopes, type RegistryMirrors } from "./registriesConf.ts";
+import { readYaml, writeYamlSubset, type SubsetValue } from "./yamlSubset.ts";
 
 export const DEFAULT_DOCKER = "default-docker";
 
@@ -27,7 +34,6 @@ export interface OmittedKey {
 
 export interface NodeRegistriesD {
   readonly document: RegistriesDDocument;
-  readonly text: string;
   readonly omitted: readonly OmittedKey[];
 }
 
@@ -93,50 +99,80 @@ export function nodeRegistriesD(
     dd = undefined;
   }
   const document = build(dd, docker);
-  return { document, text: registriesDText(document), omitted: omitted.sort(byKey) };
+  return { document, omitted: omitted.sort(byKey) };
 }
 
 function byKey(a: OmittedKey, b: OmittedKey): number {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
+/** The agent's registries.d file: block YAML in the subset it reads back without the yaml
+ * package (yamlSubset.ts), keys sorted. */
 export function registriesDText(document: RegistriesDDocument): string {
+  const entry = (e: RegistriesDEntry): SubsetValue =>
+    new Map<string, SubsetValue>([
+      ...(e["use-sigstore-attachments"] === true
+        ? [["use-sigstore-attachments", true] as const]
+        : []),
+      ...(e.lookaside === undefined ? [] : [["lookaside", e.lookaside] as const]),
+    ]);
+  const doc = new Map<string, SubsetValue>();
+  const dd = document[DEFAULT_DOCKER];
+  if (dd !== undefined) doc.set(DEFAULT_DOCKER, entry(dd));
+  const docker = Object.entries(document.docker ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  if (docker.length > 0) doc.set("docker", new Map(docker.map(([k, e]) => [k, entry(e)])));
   return (
     "# Written by imagepolicy-operator's agent; do not edit. Scopes (and their mirrors) that need\n" +
     "# sigstore attachments or a GPG lookaside for cluster.json and <namespace>.json.\n" +
-    stringify(document, { sortMapEntries: true, lineWidth: 0 })
+    writeYamlSubset(doc)
   );
 }
 
-const entrySchema = z.strictObject({
-  "use-sigstore-attachments": z.literal(true).optional(),
-  lookaside: z.string().min(1).optional(),
-});
-const ownSchema = z.strictObject({
-  [DEFAULT_DOCKER]: entrySchema.optional(),
-  docker: z.record(z.string(), entrySchema).optional(),
-});
+function ownEntry(v: unknown): RegistriesDEntry | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  const keys = Object.keys(v);
+  if (!keys.every((k) => k === "use-sigstore-attachments" || k === "lookaside")) return undefined;
+  const sig: unknown = Reflect.get(v, "use-sigstore-attachments");
+  const lookaside: unknown = Reflect.get(v, "lookaside");
+  if (sig !== undefined && sig !== true) return undefined;
+  if (lookaside !== undefined && (typeof lookaside !== "string" || lookaside === "")) {
+    return undefined;
+  }
+  return {
+    ...(sig === true ? { "use-sigstore-attachments": true as const } : {}),
+    ...(typeof lookaside === "string" ? { lookaside } : {}),
+  };
+}
 
 /** The agent's own file as last written; undefined when it cannot be read back. */
 export function parseOwnRegistriesD(text: string): RegistriesDDocument | undefined {
+  let doc: unknown;
   try {
-    const r = ownSchema.safeParse(parse(text) ?? {});
-    return r.success ? (r.data as RegistriesDDocument) : undefined;
+    doc = readYaml(text) ?? {};
   } catch {
     return undefined;
   }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return undefined;
+  if (!Object.keys(doc).every((k) => k === DEFAULT_DOCKER || k === "docker")) return undefined;
+  const dd: unknown = Reflect.get(doc, DEFAULT_DOCKER);
+  const dockerValue: unknown = Reflect.get(doc, "docker");
+  const defaultDocker = dd === undefined ? undefined : ownEntry(dd);
+  if (dd !== undefined && defaultDocker === undefined) return undefined;
+  const docker = new Map<string, RegistriesDEntry>();
+  if (dockerValue !== undefined) {
+    if (typeof dockerValue !== "object" || dockerValue === null) return undefined;
+    for (const [k, v] of Object.entries(dockerValue)) {
+      const e = ownEntry(v);
+      if (e === undefined) return undefined;
+      docker.set(k, e);
+    }
+  }
+  return build(defaultDocker, docker);
 }
 
 export class RegistriesDReadError extends Error {
   override readonly name = "RegistriesDReadError";
 }
-
-const otherSchema = z
-  .object({
-    [DEFAULT_DOCKER]: z.unknown().optional(),
-    docker: z.record(z.string(), z.unknown()).nullable().optional(),
-  })
-  .loose();
 
 /** Keys defined by every `*.yaml` in `dirs` except `ownFile` (containers/image reads only files
  * ending in `.yaml`). A missing directory has none; an unreadable file throws (the agent cannot
@@ -159,19 +195,82 @@ export async function readOtherKeys(
       if (file === ownFile) continue;
       let doc: unknown;
       try {
-        doc = parse(await readFile(file, "utf8")) ?? {};
+        doc = readYaml(await readFile(file, "utf8")) ?? {};
       } catch (cause) {
         throw new RegistriesDReadError(`cannot read ${file}: ${(cause as Error).message}`, {
           cause,
         });
       }
-      const r = otherSchema.safeParse(doc);
-      if (!r.success) throw new RegistriesDReadError(`${file} is not a registries.d document`);
-      if (r.data[DEFAULT_DOCKER] !== undefined && !keys.has(DEFAULT_DOCKER)) {
+      if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+        throw new RegistriesDReadError(`${file} is not a registries.d document`);
+      }
+      const docker: unknown = Reflect.get(doc, "docker") ?? {};
+      if (typeof docker !== "object" || docker === null || Array.isArray(docker)) {
+        throw new RegistriesDReadError(`${file} is not a registries.d document`);
+      }
+      if (Reflect.get(doc, DEFAULT_DOCKER) !== undefined && !keys.has(DEFAULT_DOCKER)) {
         keys.set(DEFAULT_DOCKER, file);
       }
-      for (const k of Object.keys(r.data.docker ?? {})) if (!keys.has(k)) keys.set(k, file);
+      for (const k of Object.keys(docker)) if (!keys.has(k)) keys.set(k, file);
     }
   }
   return keys;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What registries.d needs of each layer, without its keys
+
+const SIGSTORE: Requirement = { kind: "sigstoreKeys", keys: ["AA=="] };
+const GPG: Requirement = { kind: "gpg", keyring: "AA==" };
+
+/** What registries.d needs of a requirement: whether it rejects, needs sigstore attachments, or a
+ * lookaside (compiler/registriesD.ts needsOf reads only these). */
+function needs(r: Requirement): Requirement {
+  switch (r.kind) {
+    case "reject":
+    case "accept":
+      return r;
+    case "sigstoreKeys":
+    case "fulcio":
+    case "pki":
+      return SIGSTORE;
+    case "gpg":
+      return r.lookaside === undefined
+        ? GPG
+        : { kind: "gpg", keyring: "AA==", lookaside: r.lookaside };
+    default: {
+      const _exhaustive: never = r;
+      return _exhaustive;
+    }
+  }
+}
+
+/** A layer's index with each requirement reduced to what registries.d needs of it: the agent
+ * keeps one per namespace (no keys: a small fraction of the layer) to recompute registries.d
+ * without parsing every layer again. */
+export function registriesIndex(layer: Layer): ScopeIndex {
+  return indexLayer({
+    ...layer,
+    policies: layer.policies.map((p) => ({ ...p, requirement: needs(p.requirement) })),
+  });
+}
+
+export interface NodeRegistriesDPlan extends NodeRegistriesD {
+  /** The union with what is on disk now: written before the policies that need it. */
+  readonly union: RegistriesDDocument;
+  readonly conflicts: readonly LookasideConflict[];
+}
+
+/** registries.d for the cluster layer and these namespace layers on this node. */
+export function computeRegistriesD(
+  cluster: ScopeIndex,
+  namespaces: readonly ScopeIndex[],
+  current: RegistriesDDocument,
+  registries: readonly RegistryMirrors[],
+  others: OtherKeys,
+): NodeRegistriesDPlan {
+  const compiled = registriesD(cluster, namespaces);
+  const final = nodeRegistriesD(compiled.document, registries, others);
+  const union = nodeRegistriesD(unionRegistriesD(current, compiled.document), registries, others);
+  return { ...final, union: union.document, conflicts: compiled.conflicts };
 }

@@ -1,142 +1,75 @@
-// The node's ImagePolicyNodeStatus (crds/imagepolicy.dev_imagepolicynodestatuses.yaml), computed
-// purely; the agent patches it only when something other than timestamps changed.
+// Writing this node's ImagePolicyNodeStatus (the contract is src/nodeStatus.ts): created (or
+// adopted) once with the Node as owner, then patched only when something other than timestamps
+// changed, with a merge patch of the fields that changed.
 
-import { canonicalJson } from "../canonicalJson.ts";
-import type { Runtime } from "./crioProbe.ts";
+import type { Logger } from "../kube/index.ts";
+import type { KubeObject } from "../kube/index.ts";
+import {
+  nodeStatus,
+  parseNodeStatusObject,
+  patchBody,
+  type NodeStatus,
+  type Observation,
+} from "../nodeStatus.ts";
 
-export interface Condition {
-  readonly type: string;
-  readonly status: "True" | "False" | "Unknown";
-  readonly reason: string;
-  readonly message: string;
-  readonly lastTransitionTime: string;
-  readonly observedGeneration?: number;
+/** The agent's writes to the API server: its own ImagePolicyNodeStatus only. */
+export interface StatusApi {
+  /** The object, or undefined when it does not exist. */
+  read(name: string): Promise<KubeObject | undefined>;
+  /** Creates it (or sets spec and owner) by server-side apply. */
+  ensure(name: string, owner: { readonly name: string; readonly uid: string }): Promise<void>;
+  /** JSON merge patch of the status subresource with `patch` (the body's `status`). */
+  patchStatus(name: string, patch: Record<string, unknown>): Promise<void>;
 }
 
-export interface NodeStatus {
-  readonly runtime: Runtime;
-  readonly enforcing: boolean;
-  readonly enforcingReason: string;
-  readonly appliedRevisions: Readonly<Record<string, string>>;
-  readonly lastError: string;
-  readonly lastTransitionTime?: string;
-  readonly lastUpdateTime?: string;
-  readonly conditions: readonly Condition[];
-}
+export class StatusReporter {
+  readonly #name: string;
+  readonly #api: StatusApi;
+  readonly #logger: Logger;
+  #checked = false;
+  #reported: NodeStatus | undefined;
+  #generation: number | undefined;
+  /** Status writes made (the benchmarks count them). */
+  writes = 0;
 
-export interface Observation {
-  readonly runtime: Runtime;
-  readonly enforcing: boolean;
-  readonly enforcingReason: string;
-  /** undefined: nothing applied yet by this process (the reported map is kept). */
-  readonly appliedRevisions: Readonly<Record<string, string>> | undefined;
-  readonly ready: { readonly ok: boolean; readonly reason: string; readonly message: string };
-  readonly registriesD: { readonly complete: boolean; readonly message: string };
-  /** Errors and problems, newest state only; "" when none. */
-  readonly lastError: string;
-  readonly generation: number | undefined;
-}
-
-const MAX_REASON = 1024;
-const MAX_ERROR = 32768;
-const MAX_MESSAGE = 32768;
-
-function clip(s: string, n: number): string {
-  return s.length <= n ? s : `${s.slice(0, n - 3)}...`;
-}
-
-function condition(
-  previous: readonly Condition[] | undefined,
-  type: string,
-  ok: boolean,
-  reason: string,
-  message: string,
-  now: string,
-  generation: number | undefined,
-): Condition {
-  const status = ok ? "True" : "False";
-  const old = previous?.find((c) => c.type === type);
-  return {
-    type,
-    status,
-    reason,
-    message: clip(message, MAX_MESSAGE),
-    lastTransitionTime: old !== undefined && old.status === status ? old.lastTransitionTime : now,
-    ...(generation === undefined ? {} : { observedGeneration: generation }),
-  };
-}
-
-export function nodeStatus(
-  o: Observation,
-  previous: NodeStatus | undefined,
-  now: string,
-): NodeStatus {
-  const applied = o.appliedRevisions ?? previous?.appliedRevisions ?? {};
-  const revisionsChanged = !sameRecord(applied, previous?.appliedRevisions ?? {});
-  const lastTransitionTime = revisionsChanged ? now : previous?.lastTransitionTime;
-  return {
-    runtime: { name: clip(o.runtime.name, 63), version: clip(o.runtime.version, 63) },
-    enforcing: o.enforcing,
-    enforcingReason: clip(o.enforcingReason, MAX_REASON),
-    appliedRevisions: applied,
-    lastError: clip(o.lastError, MAX_ERROR),
-    ...(lastTransitionTime === undefined ? {} : { lastTransitionTime }),
-    conditions: [
-      condition(
-        previous?.conditions,
-        "Ready",
-        o.ready.ok,
-        o.ready.reason,
-        o.ready.message,
-        now,
-        o.generation,
-      ),
-      condition(
-        previous?.conditions,
-        "Enforcing",
-        o.enforcing,
-        o.enforcing ? "RuntimeReadsPolicies" : "NotEnforcing",
-        o.enforcingReason,
-        now,
-        o.generation,
-      ),
-      condition(
-        previous?.conditions,
-        "RegistriesDComplete",
-        o.registriesD.complete,
-        o.registriesD.complete ? "AllKeysWritten" : "KeysDefinedElsewhere",
-        o.registriesD.message,
-        now,
-        o.generation,
-      ),
-    ],
-  };
-}
-
-function sameRecord(
-  a: Readonly<Record<string, string>>,
-  b: Readonly<Record<string, string>>,
-): boolean {
-  const ka = Object.keys(a);
-  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
-}
-
-/** Equal apart from lastUpdateTime. */
-export function sameStatus(a: NodeStatus, b: NodeStatus | undefined): boolean {
-  if (b === undefined) return false;
-  const strip = (s: NodeStatus): string => canonicalJson({ ...s, lastUpdateTime: undefined });
-  return strip(a) === strip(b);
-}
-
-/** A JSON merge patch body for `status`: maps are merged by a merge patch, so every revision key
- * that disappeared is set to null. */
-export function statusPatch(
-  next: NodeStatus,
-  previous: NodeStatus | undefined,
-): Record<string, unknown> {
-  const revisions: Record<string, string | null> = { ...next.appliedRevisions };
-  for (const k of Object.keys(previous?.appliedRevisions ?? {})) {
-    if (!(k in next.appliedRevisions)) revisions[k] = null;
+  constructor(name: string, api: StatusApi, logger: Logger) {
+    this.#name = name;
+    this.#api = api;
+    this.#logger = logger;
   }
-  return { ...next, appliedRevisions: revisions };
+
+  /** Reports `o`; returns false when the API refused or could not be reached (retry). */
+  async report(nodeUid: string, o: Omit<Observation, "generation">, now: string): Promise<boolean> {
+    const name = this.#name;
+    try {
+      if (!this.#checked) {
+        const existing = await this.#api.read(name);
+        let parsed: ReturnType<typeof parseNodeStatusObject> | undefined;
+        try {
+          parsed = existing === undefined ? undefined : parseNodeStatusObject(existing);
+        } catch (err) {
+          this.#logger.warn({ err }, "the ImagePolicyNodeStatus does not parse: rewriting it");
+        }
+        if (parsed?.ownerUids.includes(nodeUid) !== true || parsed.nodeName !== name) {
+          await this.#api.ensure(name, { name, uid: nodeUid });
+        }
+        this.#generation = parsed?.generation;
+        this.#reported = parsed?.status;
+        this.#checked = true;
+      }
+      const next = nodeStatus({ ...o, generation: this.#generation }, this.#reported, now);
+      const withTime: NodeStatus = { ...next, lastUpdateTime: now };
+      const patch = patchBody(withTime, this.#reported);
+      if (patch === undefined) return true;
+      await this.#api.patchStatus(name, patch);
+      this.writes += 1;
+      this.#reported = withTime;
+      return true;
+    } catch (err) {
+      this.#logger.warn({ err }, "cannot write ImagePolicyNodeStatus; will retry");
+      // Read it again before the next patch: it may not be what this process believes.
+      this.#checked = false;
+      return false;
+    }
+  }
 }

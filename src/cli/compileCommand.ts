@@ -1,15 +1,15 @@
 // `imagepolicy compile -f <file-or-dir>... -o <outdir> [--crio-version X.Y]`
 // Exit 0: every file written. Exit 1: diagnostics printed, nothing written. Exit 2: usage or I/O.
+// It refuses exactly what `imagepolicy validate` refuses (the API server's admission checks plus
+// the compiler's own), since both run checkManifests.
 
 import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { formatDiagnostic } from "../compiler/diagnostics.ts";
-import { compileAll, outputFiles } from "../compiler/compile.ts";
+import { outputFiles } from "../compiler/compile.ts";
 import type { CrioVersion } from "../compiler/crioVersion.ts";
-import { secretLookupFrom } from "../compiler/validate.ts";
 import { atomicWrite } from "../atomicWrite.ts";
-import { readManifests } from "./manifests.ts";
 import type { Io } from "./io.ts";
+import { checkManifests, reportProblems } from "./validateCommand.ts";
 
 export interface CompileOptions {
   readonly files: readonly string[];
@@ -18,16 +18,10 @@ export interface CompileOptions {
 }
 
 export async function compileCommand(opts: CompileOptions, io: Io): Promise<number> {
-  const manifests = await readManifests(opts.files);
-  const result = compileAll(
-    manifests.policies,
-    secretLookupFrom(manifests.secrets),
-    opts.crioVersion,
-  );
-  const diagnostics = [...manifests.diagnostics, ...result.diagnostics];
+  const { manifests, result, diagnostics } = await checkManifests(opts.files, opts.crioVersion);
   if (diagnostics.length > 0 || result.files === undefined) {
-    for (const d of diagnostics) io.err(`error: ${formatDiagnostic(d)}`);
-    io.err(`${diagnostics.length} problem(s); nothing written`);
+    reportProblems(diagnostics, io);
+    io.err("nothing written");
     return 1;
   }
   const files = result.files;

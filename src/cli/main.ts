@@ -3,14 +3,13 @@
 
 import { parseArgs } from "node:util";
 import { CrioVersionError, LATEST_KNOWN, parseCrioVersion } from "../compiler/crioVersion.ts";
-import { compileCommand } from "./compileCommand.ts";
-import { explainCommand } from "./explainCommand.ts";
 import { processIo, type Io } from "./io.ts";
 
 const USAGE = `usage:
   imagepolicy controller [flags]   (imagepolicy controller --help)
   imagepolicy agent [flags]        (imagepolicy agent --help)
   imagepolicy compile -f <file-or-dir>... -o <outdir> [--crio-version X.Y]
+  imagepolicy validate -f <file-or-dir>... [--crio-version X.Y] [-o json]
   imagepolicy explain --image REF [--namespace NS] -f <file-or-dir>... [--crio-version X.Y]
   imagepolicy import -f <file-or-dir>... [-o FILE] [flags]   (imagepolicy import --help)`;
 
@@ -20,7 +19,8 @@ class UsageError extends Error {
 
 export async function run(argv: readonly string[], io: Io): Promise<number> {
   const [command, ...rest] = argv;
-  // Long-running commands parse their own flags.
+  // Long-running commands parse their own flags. Every command loads only its own modules: the
+  // agent, on every node, does not carry the compiler CLI (docs/scale.md).
   if (command === "controller") return (await import("../controller/main.ts")).main(rest, io);
   if (command === "agent") return (await import("../agent/main.ts")).main(rest, io);
   if (command === "import") return (await import("./importCommand.ts")).importMain(rest, io);
@@ -53,10 +53,21 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     switch (command) {
       case "compile":
         if (values.out === undefined) throw new UsageError("-o <outdir> is required");
-        return await compileCommand({ files, outDir: values.out, crioVersion }, io);
+        return await (
+          await import("./compileCommand.ts")
+        ).compileCommand({ files, outDir: values.out, crioVersion }, io);
+      case "validate":
+        return await (
+          await import("./validateCommand.ts")
+        ).validateCommand(
+          { files, crioVersion, ...(values.out === undefined ? {} : { output: values.out }) },
+          io,
+        );
       case "explain":
         if (values.image === undefined) throw new UsageError("--image is required");
-        return await explainCommand(
+        return await (
+          await import("./explainCommand.ts")
+        ).explainCommand(
           {
             files,
             image: values.image,

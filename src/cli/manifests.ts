@@ -1,8 +1,15 @@
 // Reads Kubernetes manifests from files and directories: multi-document YAML (or JSON), duplicate
 // keys are errors, every document parsed through the one object entry point.
+//
+// Two rules keep a hostile input tree from reaching what it should not (docs/security.md):
+// - a directory is read without leaving it: a symbolic link inside it whose target lies outside
+//   the directory given on the command line is an error, never followed (a link back into the
+//   tree is followed once);
+// - an error names the file, line and column, never the file's contents (the input may hold key
+//   material, and the error lands in CI logs).
 
-import { readdir, readFile, stat } from "node:fs/promises";
-import { extname, join } from "node:path";
+import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
+import { extname, join, relative, isAbsolute } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { parseObject } from "../api/parse.ts";
 import type { AnyImagePolicy, Secret } from "../api/types.ts";
@@ -20,22 +27,63 @@ export interface Manifests {
 
 const MANIFEST_EXTENSIONS = new Set([".yaml", ".yml", ".json"]);
 
+function ioMessage(cause: unknown): string {
+  const code = (cause as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : "unreadable";
+}
+
+function inside(root: string, target: string): boolean {
+  const rel = relative(root, target);
+  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+}
+
+/** The manifest files of `path` (a file, or a directory read recursively inside itself). */
 export async function expand(path: string): Promise<string[]> {
   let s;
   try {
     s = await stat(path);
   } catch (cause) {
-    throw new ManifestReadError(`cannot read ${path}: ${(cause as Error).message}`, { cause });
+    throw new ManifestReadError(`cannot read ${path}: ${ioMessage(cause)}`, { cause });
   }
   if (!s.isDirectory()) return [path];
-  const entries = (await readdir(path)).sort();
-  const out: string[] = [];
-  for (const e of entries) {
-    const p = join(path, e);
-    if ((await stat(p)).isDirectory()) out.push(...(await expand(p)));
-    else if (MANIFEST_EXTENSIONS.has(extname(e)) && e !== "kustomization.yaml") out.push(p);
-  }
-  return out;
+  const root = await realpath(path);
+  const visited = new Set<string>([root]);
+  const walk = async (dir: string): Promise<string[]> => {
+    const out: string[] = [];
+    for (const e of (await readdir(dir)).sort()) {
+      const p = join(dir, e);
+      const l = await lstat(p);
+      let isDirectory = l.isDirectory();
+      if (l.isSymbolicLink()) {
+        let target: string;
+        try {
+          target = await realpath(p);
+        } catch (cause) {
+          throw new ManifestReadError(`${p}: dangling symbolic link`, { cause });
+        }
+        if (!inside(root, target)) {
+          throw new ManifestReadError(
+            `${p}: symbolic link to outside ${path} (not followed: only files inside the input tree are read)`,
+          );
+        }
+        isDirectory = (await stat(target)).isDirectory();
+        if (isDirectory) {
+          if (visited.has(target)) continue;
+          visited.add(target);
+        }
+      } else if (isDirectory) {
+        const real = await realpath(p);
+        if (visited.has(real)) continue;
+        visited.add(real);
+      }
+      if (isDirectory) out.push(...(await walk(p)));
+      else if ((l.isFile() || l.isSymbolicLink()) && MANIFEST_EXTENSIONS.has(extname(e))) {
+        if (e !== "kustomization.yaml") out.push(p);
+      }
+    }
+    return out;
+  };
+  return walk(path);
 }
 
 export async function readManifests(paths: readonly string[]): Promise<Manifests> {
@@ -48,12 +96,19 @@ export async function readManifests(paths: readonly string[]): Promise<Manifests
     try {
       text = await readFile(file, "utf8");
     } catch (cause) {
-      throw new ManifestReadError(`cannot read ${file}: ${(cause as Error).message}`, { cause });
+      throw new ManifestReadError(`cannot read ${file}: ${ioMessage(cause)}`, { cause });
     }
-    const docs = parseAllDocuments(text, { uniqueKeys: true, prettyErrors: true });
+    // prettyErrors off: the library would quote the offending lines.
+    const docs = parseAllDocuments(text, { uniqueKeys: true, prettyErrors: false });
     for (const doc of Array.isArray(docs) ? docs : [docs]) {
       if (doc.errors.length > 0) {
-        throw new ManifestReadError(`${file}: ${doc.errors.map((e) => e.message).join("; ")}`);
+        const where = doc.errors.map((e) => {
+          const before = text.slice(0, e.pos[0]);
+          const line = before.split("\n").length;
+          const col = e.pos[0] - before.lastIndexOf("\n");
+          return `line ${line}, column ${col}: ${e.code}`;
+        });
+        throw new ManifestReadError(`${file}: not valid YAML: ${where.join("; ")}`);
       }
       const value: unknown = doc.toJS();
       if (value === null || value === undefined) continue;

@@ -12,7 +12,13 @@ import type { ObjectRef } from "../api/types.ts";
 import type { Policy, PolicyRequirement, PolicyRequirements } from "../policyjson/types.ts";
 import type { CrioVersion } from "./crioVersion.ts";
 import type { Layer } from "./layer.ts";
-import { render, simplify, unsupportedFor, type Requirement } from "./requirements.ts";
+import {
+  render,
+  requirementKey,
+  simplify,
+  unsupportedFor,
+  type Requirement,
+} from "./requirements.ts";
 import { compareScopes, fallbackChain, type Scope } from "./scopes.ts";
 
 export interface ScopeEntry {
@@ -67,12 +73,13 @@ export function decideOnChain(index: ScopeIndex, chain: readonly Scope[]): Decis
   return undefined;
 }
 
-/** Requirements of the combined document for scope X: the AND of every layer's decision. */
+/** Requirements of the combined document for scope X: the AND of every layer's decision.
+ * `chain` is fallbackChain(scope), when the caller has it already. */
 export function combinedRequirements(
   layers: readonly ScopeIndex[],
   scope: Scope,
+  chain: readonly Scope[] = fallbackChain(scope),
 ): readonly Requirement[] {
-  const chain = fallbackChain(scope);
   const decided: (readonly Requirement[])[] = [];
   for (const l of layers) {
     const d = decideOnChain(l, chain);
@@ -101,6 +108,56 @@ function toRequirements(reqs: readonly Requirement[]): PolicyRequirements {
   return first === undefined ? ACCEPT : [first, ...rest];
 }
 
+// A document is canonicalJson({default, transports: {docker: {scope: requirements...}}}). Its
+// text is also built from one text per scope entry (documentText), so that the agent can keep
+// the entries of the cluster layer and splice a namespace's in (src/agent/render.ts) with output
+// byte-identical to canonicalJson: the prefix and suffix are cut from canonicalJson's own output.
+const ENTRY_INDENT = "      ";
+const PROBE_ENTRY = `${ENTRY_INDENT}"x": []`;
+const PROBE = canonicalJson({ default: ACCEPT, transports: { docker: { x: [] } } });
+
+/** The constant parts of a document's text: prefix, entries joined by separator, suffix; `empty`
+ * when there is no entry. */
+export const DOCUMENT_TEXT = {
+  prefix: PROBE.slice(0, PROBE.indexOf(PROBE_ENTRY)),
+  separator: ",\n",
+  suffix: PROBE.slice(PROBE.indexOf(PROBE_ENTRY) + PROBE_ENTRY.length),
+  empty: canonicalJson({ default: ACCEPT, transports: { docker: {} } }),
+} as const;
+
+export type EntryResult = { ok: true; text: string } | { ok: false; problems: string[] };
+
+/** The text of a requirement list as it sits in an entry; fails (renders nothing) if a
+ * requirement needs a feature `target` cannot parse. */
+export function renderValue(reqs: readonly Requirement[], target: CrioVersion): EntryResult {
+  const problems: string[] = [];
+  for (const r of reqs) problems.push(...unsupportedFor(r, target));
+  if (problems.length > 0) return { ok: false, problems };
+  const text = canonicalJson(toRequirements(reqs)).trimEnd().replaceAll("\n", `\n${ENTRY_INDENT}`);
+  return { ok: true, text };
+}
+
+/** What precedes an entry's value: its indent and its scope as a key. */
+export function entryKeyText(scope: Scope): string {
+  return `${ENTRY_INDENT}${JSON.stringify(scope)}: `;
+}
+
+/** The text of the docker entry for `scope` holding `reqs`, as it sits in a document. */
+export function renderEntry(
+  scope: Scope,
+  reqs: readonly Requirement[],
+  target: CrioVersion,
+): EntryResult {
+  const value = renderValue(reqs, target);
+  return value.ok ? { ok: true, text: entryKeyText(scope) + value.text } : value;
+}
+
+/** The document holding `entries` (renderEntry texts, in compareScopes order of their scopes). */
+export function documentText(entries: readonly string[]): string {
+  const d = DOCUMENT_TEXT;
+  return entries.length === 0 ? d.empty : `${d.prefix}${entries.join(d.separator)}${d.suffix}`;
+}
+
 /** The document for the AND of `layers`: [cluster] gives cluster.json, [cluster, namespace] gives
  * <namespace>.json. More layers give intersections, which the agent writes while it moves a node
  * from one revision to the next so that no namespace file is ever looser than cluster.json (an
@@ -108,14 +165,39 @@ function toRequirements(reqs: readonly Requirement[]): PolicyRequirements {
  * feature `target` cannot parse: dropping it would weaken the policy. */
 export function combine(layers: readonly ScopeIndex[], target: CrioVersion): CombineResult {
   const docker: Record<Scope, PolicyRequirements> = {};
+  const entries: string[] = [];
   const problems = new Set<string>();
   for (const scope of combinedScopes(layers)) {
     const reqs = combinedRequirements(layers, scope);
-    for (const r of reqs) for (const p of unsupportedFor(r, target)) problems.add(p);
+    const entry = renderEntry(scope, reqs, target);
+    if (entry.ok) entries.push(entry.text);
+    else for (const p of entry.problems) problems.add(p);
     docker[scope] = toRequirements(reqs);
   }
   if (problems.size > 0) return { ok: false, problems: [...problems].sort() };
   // Images not matched by any docker scope, and other transports, keep CRI-O's stock default.
   const policy: Policy = { default: ACCEPT, transports: { docker } };
-  return { ok: true, policy, text: canonicalJson(policy) };
+  return { ok: true, policy, text: documentText(entries) };
+}
+
+/** True when, for every image, what the AND of `tighter` allows the AND of `looser` allows too
+ * (so a file of the first kind may stand beside a cluster.json of the second). Checked at every
+ * scope of either side, where the deciding requirements of `tighter` must include those of
+ * `looser` (or reject); an image is decided, on both sides, as the first of those scopes in its
+ * fallback chain decides (the chain of that scope is the rest of the image's chain). Sufficient,
+ * not necessary: `false` may also mean "cannot tell this way". */
+export function allowsNoMore(
+  tighter: readonly ScopeIndex[],
+  looser: readonly ScopeIndex[],
+): boolean {
+  for (const scope of combinedScopes([...tighter, ...looser])) {
+    const chain = fallbackChain(scope);
+    const t = combinedRequirements(tighter, scope, chain);
+    if (t.some((r) => r.kind === "reject")) continue;
+    const have = new Set(t.map(requirementKey));
+    for (const r of combinedRequirements(looser, scope, chain)) {
+      if (r.kind !== "accept" && !have.has(requirementKey(r))) return false;
+    }
+  }
+  return true;
 }

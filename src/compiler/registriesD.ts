@@ -8,7 +8,7 @@
 // whether containers/image falls back to parent entries field by field. The "" scope (`*`) maps
 // to `default-docker`.
 
-import { stringify } from "yaml";
+import { createRequire } from "node:module";
 import type { ObjectRef } from "../api/types.ts";
 import { decideOnChain, type ScopeEntry, type ScopeIndex } from "./combine.ts";
 import { needsSigstoreAttachments } from "./requirements.ts";
@@ -80,10 +80,21 @@ export function registriesD(
       else list.push(i);
     }
   });
+  // Each entry's needs are computed once (an entry decides many scopes).
+  const needs = new Map<ScopeEntry, Needs>();
+  const needsOfEntry = (entry: ScopeEntry | undefined): Needs => {
+    if (entry === undefined) return NOTHING;
+    let n = needs.get(entry);
+    if (n === undefined) {
+      n = needsOf(entry);
+      needs.set(entry, n);
+    }
+    return n;
+  };
   for (const scope of [...scopes].sort(compareScopes)) {
     // Every document's decision for this scope, minus those where reject absorbs the rest.
     const chain = fallbackChain(scope);
-    const c = needsOf(decideOnChain(cluster, chain)?.entry);
+    const c = needsOfEntry(decideOnChain(cluster, chain)?.entry);
     const decidedBy = new Map<number, Scope>();
     for (const candidate of chain) {
       for (const i of holders.get(candidate) ?? []) {
@@ -95,7 +106,7 @@ export function registriesD(
       const scopeInNs = decidedBy.get(i);
       const ns = namespaces[i];
       if (scopeInNs !== undefined && ns !== undefined) {
-        docs.push([c, needsOf(ns.scopes.get(scopeInNs))]);
+        docs.push([c, needsOfEntry(ns.scopes.get(scopeInNs))]);
       }
     }
     const live = docs.filter((d) => !d.some((n) => n.reject)).flat();
@@ -126,9 +137,19 @@ export function registriesD(
     ...(defaultDocker === undefined ? {} : { "default-docker": defaultDocker }),
     ...(Object.keys(docker).length === 0 ? {} : { docker }),
   };
-  const text =
-    "# Written by imagepolicy-operator; do not edit. Scopes that need sigstore attachments or a\n" +
-    "# GPG lookaside for the policies in cluster.json and policies/<namespace>.json.\n" +
-    stringify(document, { sortMapEntries: true, lineWidth: 0 });
-  return { document, text, conflicts };
+  // The text is made when asked for: the agent, which writes its own registries.d file, never
+  // loads the yaml package for it (docs/scale.md).
+  return {
+    document,
+    get text(): string {
+      // A module, not input data: the cast names its type.
+      const { stringify } = createRequire(import.meta.url)("yaml") as typeof import("yaml");
+      return (
+        "# Written by imagepolicy-operator; do not edit. Scopes that need sigstore attachments or a\n" +
+        "# GPG lookaside for the policies in cluster.json and policies/<namespace>.json.\n" +
+        stringify(document, { sortMapEntries: true, lineWidth: 0 })
+      );
+    },
+    conflicts,
+  };
 }

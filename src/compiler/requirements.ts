@@ -144,11 +144,15 @@ export function requirementKey(r: Requirement): string {
 }
 
 /** AND of requirements, simplified: `reject` absorbs everything, `accept` disappears beside any
- * other requirement, duplicates collapse, and the order is canonical. */
-export function simplify(reqs: readonly Requirement[]): Requirement[] {
+ * other requirement, duplicates collapse, and the order is canonical. `key` is requirementKey, or
+ * a cache of it (the agent's renderer). */
+export function simplify(
+  reqs: readonly Requirement[],
+  key: (r: Requirement) => string = requirementKey,
+): Requirement[] {
   if (reqs.some((r) => r.kind === "reject")) return [{ kind: "reject" }];
   const byKey = new Map<string, Requirement>();
-  for (const r of reqs) if (r.kind !== "accept") byKey.set(requirementKey(r), r);
+  for (const r of reqs) if (r.kind !== "accept") byKey.set(key(r), r);
   if (byKey.size === 0) return [{ kind: "accept" }];
   return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
 }

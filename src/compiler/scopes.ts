@@ -19,7 +19,9 @@ const PORT_RE = /^(?:[1-9][0-9]{0,4})$/;
 const COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST_RE = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-const MAX_NAME = 255;
+/** The API bounds a scope at 512 characters (src/api/policy.ts); normalising a Docker Hub short
+ * name adds "docker.io/library/". A longer scope never comes from an admitted object. */
+const MAX_SCOPE = 512 + "docker.io/library/".length;
 
 function isDomainComponent(first: string): boolean {
   return first.includes(".") || first.includes(":") || first === "localhost";
@@ -46,7 +48,9 @@ function isBareHost(first: string): boolean {
   const colon = first.indexOf(":");
   const host = colon === -1 ? first : first.slice(0, colon);
   if (host.includes(".") || host === "localhost") return true;
-  return colon !== -1 && /^[0-9]+$/.test(first.slice(colon + 1));
+  // "name:20" is a host with a port only if the name can be a host; "my_app:20" is a Docker Hub
+  // short name with a tag, as docker's grammar and the API's scope pattern read it.
+  return colon !== -1 && /^[0-9]+$/.test(first.slice(colon + 1)) && DOMAIN_RE.test(host);
 }
 
 interface Parts {
@@ -56,7 +60,15 @@ interface Parts {
   digest: string | null;
 }
 
-function splitReference(input: string): Parts | string {
+/** How a Docker Hub name with an explicit host and one path component (`docker.io/bitnami`)
+ * reads. As an image or repository it is the official image (`docker.io/library/bitnami`), as
+ * Docker normalises references. As a scope or an identity prefix it is a namespace, matched as a
+ * prefix of the fully expanded reference, which is how containers-policy.json(5) reads such a
+ * scope ("docker.io/bitnami" covers docker.io/bitnami/redis) and how OpenShift writes it. A name
+ * without a host (`busybox`, `bitnami/redis`) is expanded the Docker way in both cases. */
+type HubNames = "images" | "prefixes";
+
+function splitReference(input: string, hub: HubNames): Parts | string {
   let rest = input;
   let digest: string | null = null;
   const at = rest.indexOf("@");
@@ -69,6 +81,7 @@ function splitReference(input: string): Parts | string {
   const first = slash === -1 ? rest : rest.slice(0, slash);
   let hostPort: string;
   let pathText: string;
+  let explicitHost = true;
   if (slash === -1 && digest === null && isBareHost(first)) {
     // A bare host[:port]: "reg.example.com", "localhost:5000", "10.0.0.1:5000", "registry:5000".
     hostPort = first;
@@ -79,6 +92,7 @@ function splitReference(input: string): Parts | string {
   } else {
     hostPort = "docker.io";
     pathText = rest;
+    explicitHost = false;
   }
   if (hostPort === "index.docker.io") hostPort = "docker.io";
   let tag: string | null = null;
@@ -96,7 +110,9 @@ function splitReference(input: string): Parts | string {
       return `invalid path component ${JSON.stringify(c)} (lowercase letters, digits and separators)`;
     }
   }
-  if (hostPort === "docker.io" && path.length === 1) path.unshift("library");
+  if (hostPort === "docker.io" && path.length === 1 && (hub === "images" || !explicitHost)) {
+    path.unshift("library");
+  }
   const hostError = checkHost(hostPort);
   if (hostError !== null) return hostError;
   if (path.length === 0 && (tag !== null || digest !== null)) {
@@ -132,10 +148,10 @@ export function parseScope(input: string): ScopeParse {
       reason: `"*" is allowed only as the whole scope or as a leading "*." label`,
     };
   }
-  const parts = splitReference(input);
+  const parts = splitReference(input, "prefixes");
   if (typeof parts === "string") return { ok: false, reason: parts };
   const scope = render(parts);
-  if (scope.length > MAX_NAME + 140) return { ok: false, reason: "scope too long" };
+  if (scope.length > MAX_SCOPE) return { ok: false, reason: "scope too long" };
   return { ok: true, scope };
 }
 
@@ -146,7 +162,7 @@ export type ImageParse =
  * `:latest`, as the docker transport does. */
 export function parseImage(input: string): ImageParse {
   if (input.includes("*")) return { ok: false, reason: "an image reference has no wildcards" };
-  const parts = splitReference(input);
+  const parts = splitReference(input, "images");
   if (typeof parts === "string") return { ok: false, reason: parts };
   if (parts.path.length === 0)
     return { ok: false, reason: "an image reference needs a repository" };
@@ -201,10 +217,14 @@ export type NameParse = { ok: true; name: string } | { ok: false; reason: string
 
 function parseName(
   input: string,
-  want: { path: "required" | "optional"; tagOrDigest: "required" | "forbidden" },
+  want: {
+    path: "required" | "optional";
+    tagOrDigest: "required" | "forbidden";
+    hub: HubNames;
+  },
 ): NameParse {
   if (input.includes("*")) return { ok: false, reason: "wildcards are not allowed here" };
-  const parts = splitReference(input);
+  const parts = splitReference(input, want.hub);
   if (typeof parts === "string") return { ok: false, reason: parts };
   if (want.path === "required" && parts.path.length === 0) {
     return { ok: false, reason: "a repository path is required" };
@@ -221,12 +241,12 @@ function parseName(
 
 /** `exactRepository.dockerRepository`: a repository, no tag or digest. */
 export const parseRepositoryName = (input: string): NameParse =>
-  parseName(input, { path: "required", tagOrDigest: "forbidden" });
+  parseName(input, { path: "required", tagOrDigest: "forbidden", hub: "images" });
 
 /** `remapIdentity` prefixes: a host[:port] or a repository namespace, no tag or digest. */
 export const parseIdentityPrefix = (input: string): NameParse =>
-  parseName(input, { path: "optional", tagOrDigest: "forbidden" });
+  parseName(input, { path: "optional", tagOrDigest: "forbidden", hub: "prefixes" });
 
 /** `exactReference.dockerReference`: a repository with an explicit tag or digest. */
 export const parseExactReference = (input: string): NameParse =>
-  parseName(input, { path: "required", tagOrDigest: "required" });
+  parseName(input, { path: "required", tagOrDigest: "required", hub: "images" });

@@ -1,6 +1,11 @@
 // Stage one of the compiler (pure): policy objects and the Secrets they reference in; the cluster
 // layer, one layer per namespace with ImagePolicies, and diagnostics out. An object with any
 // diagnostic contributes nothing here; the controller substitutes its last accepted form.
+//
+// Its input passed the API's schema (src/api/parse.ts, the same rules the API server enforces), so
+// the discriminated unions say which blocks exist and nothing here re-checks presence or syntax
+// the schema already decided. What remains is what only the compiler can judge (docs/api.md): key
+// material (parsed by keys.ts), Secrets, normalised names, and what the target CRI-O can parse.
 
 import {
   refOf,
@@ -64,10 +69,9 @@ function keyFromRef(
   policyNamespace: string | undefined,
   secrets: SecretLookup,
 ): Result<string> {
-  // An ImagePolicy's Secret is always in its own namespace (its schema has no namespace field).
-  const namespace = policyNamespace ?? ref.namespace;
-  if (namespace === undefined)
-    return c.add(`${field}.namespace`, "Invalid", "namespace is required");
+  // An ImagePolicy's Secret is always in its own namespace (its schema has no namespace field);
+  // a ClusterImagePolicy's reference always names one (its schema requires it).
+  const namespace = policyNamespace ?? ref.namespace ?? "";
   const data = secrets(namespace, ref.name, ref.key);
   if (data === undefined) {
     return c.add(
@@ -79,6 +83,9 @@ function keyFromRef(
   return { ok: true, value: data };
 }
 
+/** An identity the schema admitted, normalised. The schema's rules (src/api/policy.ts) accept
+ * only names these parsers accept; a refusal here is a disagreement between the two, reported
+ * rather than hidden. */
 function compileIdentity(
   c: Collector,
   s: SignedIdentitySpec | undefined,
@@ -93,7 +100,7 @@ function compileIdentity(
     case "MatchExact":
       return { ok: true, value: { type: "matchExact" } };
     case "ExactRepository": {
-      const raw = s.exactRepository?.repository ?? "";
+      const raw = s.exactRepository.repository;
       const p = parseRepositoryName(raw);
       if (!p.ok) {
         return c.add(
@@ -105,7 +112,7 @@ function compileIdentity(
       return { ok: true, value: { type: "exactRepository", dockerRepository: p.name } };
     }
     case "ExactReference": {
-      const raw = s.exactReference?.reference ?? "";
+      const raw = s.exactReference.reference;
       const p = parseExactReference(raw);
       if (!p.ok) {
         return c.add(
@@ -117,8 +124,8 @@ function compileIdentity(
       return { ok: true, value: { type: "exactReference", dockerReference: p.name } };
     }
     case "RemapIdentity": {
-      const prefix = parseIdentityPrefix(s.remapIdentity?.prefix ?? "");
-      const signedPrefix = parseIdentityPrefix(s.remapIdentity?.signedPrefix ?? "");
+      const prefix = parseIdentityPrefix(s.remapIdentity.prefix);
+      const signedPrefix = parseIdentityPrefix(s.remapIdentity.signedPrefix);
       if (!prefix.ok) c.add(`${field}.remapIdentity.prefix`, "InvalidIdentity", prefix.reason);
       if (!signedPrefix.ok)
         c.add(`${field}.remapIdentity.signedPrefix`, "InvalidIdentity", signedPrefix.reason);
@@ -129,7 +136,7 @@ function compileIdentity(
       };
     }
     default: {
-      const _exhaustive: never = s.matchPolicy;
+      const _exhaustive: never = s;
       return _exhaustive;
     }
   }
@@ -137,6 +144,30 @@ function compileIdentity(
 
 function sortedUnique(values: Iterable<string>): string[] {
   return [...new Set(values)].sort();
+}
+
+type KeySource = { readonly keyData: string } | { readonly keySecretRef: KeySecretRef };
+
+/** The key data of one key source, read from a Secret when it names one. */
+function keyOf(
+  c: Collector,
+  field: string,
+  src: KeySource,
+  policyNamespace: string | undefined,
+  secrets: SecretLookup,
+): Result<string> {
+  // Only the canonical form keys.ts re-encodes is published (docs/security.md, rule 4).
+  if ("keyData" in src) {
+    const key = checkPublicKey(src.keyData);
+    return c.check(`${field}.keyData`, key) && key.ok
+      ? { ok: true, value: key.canonical }
+      : { ok: false };
+  }
+  const data = keyFromRef(c, `${field}.keySecretRef`, src.keySecretRef, policyNamespace, secrets);
+  const key = data.ok ? checkPublicKey(data.value) : undefined;
+  return key !== undefined && c.check(`${field}.keySecretRef`, key) && key.ok
+    ? { ok: true, value: key.canonical }
+    : { ok: false };
 }
 
 function compileRequirement(
@@ -156,52 +187,39 @@ function compileRequirement(
       return { ok: true, value: { kind: "accept" } };
     case "PublicKey": {
       const pk = rot.publicKey;
-      if (pk === undefined) return c.add(`${base}.publicKey`, "Invalid", "required");
-      const sources = [pk, ...(pk.additionalKeys ?? [])];
       const keys: string[] = [];
-      sources.forEach((src, i) => {
-        const field = i === 0 ? `${base}.publicKey` : `${base}.publicKey.additionalKeys[${i - 1}]`;
-        const data =
-          src.keyData !== undefined
-            ? ({ ok: true, value: src.keyData } as const)
-            : src.keySecretRef !== undefined
-              ? keyFromRef(c, `${field}.keySecretRef`, src.keySecretRef, policyNamespace, secrets)
-              : c.add(field, "Invalid", "exactly one of keyData or keySecretRef is required");
-        if (
-          data.ok &&
-          c.check(
-            src.keyData !== undefined ? `${field}.keyData` : `${field}.keySecretRef`,
-            checkPublicKey(data.value),
-          )
-        ) {
-          keys.push(data.value);
-        }
+      const primary = keyOf(c, `${base}.publicKey`, pk, policyNamespace, secrets);
+      if (primary.ok) keys.push(primary.value);
+      (pk.additionalKeys ?? []).forEach((src, i) => {
+        const k = keyOf(c, `${base}.publicKey.additionalKeys[${i}]`, src, policyNamespace, secrets);
+        if (k.ok) keys.push(k.value);
       });
-      if (pk.rekorKeyData !== undefined)
-        c.check(`${base}.publicKey.rekorKeyData`, checkPublicKey(pk.rekorKeyData));
+      const rekor = pk.rekorKeyData === undefined ? undefined : checkPublicKey(pk.rekorKeyData);
+      if (rekor !== undefined) c.check(`${base}.publicKey.rekorKeyData`, rekor);
       if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
       return {
         ok: true,
         value: {
           kind: "sigstoreKeys",
           keys: sortedUnique(keys),
-          ...(pk.rekorKeyData === undefined ? {} : { rekorKeys: [pk.rekorKeyData] }),
+          ...(rekor?.ok === true ? { rekorKeys: [rekor.canonical] } : {}),
           ...identity,
         },
       };
     }
     case "FulcioCAWithRekor": {
       const f = rot.fulcioCAWithRekor;
-      if (f === undefined) return c.add(`${base}.fulcioCAWithRekor`, "Invalid", "required");
-      c.check(`${base}.fulcioCAWithRekor.fulcioCAData`, checkCertificates(f.fulcioCAData));
-      c.check(`${base}.fulcioCAWithRekor.rekorKeyData`, checkPublicKey(f.rekorKeyData));
-      if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
+      const ca = checkCertificates(f.fulcioCAData);
+      const rekor = checkPublicKey(f.rekorKeyData);
+      c.check(`${base}.fulcioCAWithRekor.fulcioCAData`, ca);
+      c.check(`${base}.fulcioCAWithRekor.rekorKeyData`, rekor);
+      if (c.diagnostics.length > 0 || !id.ok || !ca.ok || !rekor.ok) return { ok: false };
       return {
         ok: true,
         value: {
           kind: "fulcio",
-          caData: f.fulcioCAData,
-          rekorKeys: [f.rekorKeyData],
+          caData: ca.canonical,
+          rekorKeys: [rekor.canonical],
           oidcIssuer: f.fulcioSubject.oidcIssuer,
           subjectEmail: f.fulcioSubject.signedEmail,
           ...identity,
@@ -210,21 +228,20 @@ function compileRequirement(
     }
     case "PKI": {
       const p = rot.pki;
-      if (p === undefined) return c.add(`${base}.pki`, "Invalid", "required");
-      c.check(`${base}.pki.caRootsData`, checkCertificates(p.caRootsData));
-      if (p.caIntermediatesData !== undefined) {
-        c.check(`${base}.pki.caIntermediatesData`, checkCertificates(p.caIntermediatesData));
-      }
+      const roots = checkCertificates(p.caRootsData);
+      c.check(`${base}.pki.caRootsData`, roots);
+      const mids =
+        p.caIntermediatesData === undefined ? undefined : checkCertificates(p.caIntermediatesData);
+      if (mids !== undefined) c.check(`${base}.pki.caIntermediatesData`, mids);
+      if (!roots.ok || mids?.ok === false) return { ok: false };
       if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
       const subject = p.pkiCertificateSubject;
       return {
         ok: true,
         value: {
           kind: "pki",
-          caRootsData: p.caRootsData,
-          ...(p.caIntermediatesData === undefined
-            ? {}
-            : { caIntermediatesData: p.caIntermediatesData }),
+          caRootsData: roots.canonical,
+          ...(mids?.ok === true ? { caIntermediatesData: mids.canonical } : {}),
           ...(subject.email === undefined ? {} : { subjectEmail: subject.email }),
           ...(subject.hostname === undefined ? {} : { subjectHostname: subject.hostname }),
           ...identity,
@@ -233,21 +250,21 @@ function compileRequirement(
     }
     case "GPGKey": {
       const g = rot.gpgKey;
-      if (g === undefined) return c.add(`${base}.gpgKey`, "Invalid", "required");
-      c.check(`${base}.gpgKey.keyData`, checkGpgKeyring(g.keyData));
-      if (c.diagnostics.length > 0 || !id.ok) return { ok: false };
+      const keyring = checkGpgKeyring(g.keyData);
+      c.check(`${base}.gpgKey.keyData`, keyring);
+      if (c.diagnostics.length > 0 || !id.ok || !keyring.ok) return { ok: false };
       return {
         ok: true,
         value: {
           kind: "gpg",
-          keyring: g.keyData,
+          keyring: keyring.canonical,
           ...(g.lookaside === undefined ? {} : { lookaside: g.lookaside }),
           ...identity,
         },
       };
     }
     default: {
-      const _exhaustive: never = rot.policyType;
+      const _exhaustive: never = rot;
       return _exhaustive;
     }
   }

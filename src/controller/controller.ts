@@ -8,6 +8,11 @@
 //   node reports, and patch it when it changed (guarded by resourceVersion).
 // Node reports (ImagePolicyNodeStatus) only enqueue status keys. Only the leader runs workers;
 // every replica keeps its caches warm so a new leader starts at once.
+//
+// Secrets are not an informer of the whole cluster: the layers key watches exactly the Secrets
+// that policies reference (secretWatches.ts). Each layer ConfigMap is published on its own: one
+// that is too large or refused by the API server never holds back another, and the policies in it
+// say so in their Applied condition (LayerNotPublished).
 
 import type { Logger } from "pino";
 import { z } from "zod";
@@ -18,18 +23,19 @@ import {
   parseCrioVersion,
   type CrioVersion,
 } from "../compiler/crioVersion.ts";
-import type { SecretLookup } from "../compiler/validate.ts";
+import { parseImage } from "../compiler/scopes.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { Clock } from "../kube/clock.ts";
 import { isConflict } from "../kube/errors.ts";
 import type { EventRecorder } from "../kube/events.ts";
-import type { Informer, InformerEvent } from "../kube/informer.ts";
+import type { Informer } from "../kube/informer.ts";
 import { Resources, type KubeObject } from "../kube/objects.ts";
 import type { WorkQueue } from "../kube/workQueue.ts";
-import { layerConfigMapName } from "../layerConfigMap.ts";
+import { LAYER_KEY, layerConfigMapName } from "../layerConfigMap.ts";
 import { FIELD_MANAGER, isUpToDate, layerConfigMap, readPublished } from "./layerConfigMaps.ts";
 import type { ControllerMetrics } from "./metrics.ts";
-import { outcomeKey, plan, type Plan, type ProtectedImage } from "./plan.ts";
+import { outcomeKey, plan, type NamespaceQuota, type Plan, type ProtectedImage } from "./plan.ts";
+import { referencedSecrets, SecretWatches, type SecretInformerFactory } from "./secretWatches.ts";
 import {
   desiredStatus,
   Fleet,
@@ -45,18 +51,22 @@ const STATUS_PREFIX = "status/";
 export interface ControllerInformers {
   readonly clusterImagePolicies: Informer;
   readonly imagePolicies: Informer;
-  readonly secrets: Informer;
   readonly nodes: Informer;
   /** The layer ConfigMaps in the operator namespace (label selector managed-by). */
   readonly layers: Informer;
   readonly nodeStatuses: Informer;
+  /** Pods of the protected namespaces (--protected-namespace): their images stay pullable. */
+  readonly protectedPods: readonly Informer[];
 }
 
 export interface ControllerOptions {
   /** The operator namespace, where the layer ConfigMaps live. */
   readonly namespace: string;
   readonly crioVersionOverride: CrioVersion | undefined;
+  /** Pause, the operator's own image and --protected-image; pods' images come on top. */
   readonly protectedImages: readonly ProtectedImage[];
+  readonly quota: NamespaceQuota;
+  readonly namespaceLookasidePrefixes: readonly string[];
 }
 
 export interface ControllerDeps {
@@ -67,9 +77,24 @@ export interface ControllerDeps {
   readonly metrics: ControllerMetrics;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** The informer of one referenced Secret (field selector metadata.name). */
+  readonly secretInformer: SecretInformerFactory;
 }
 
-const secretDataSchema = z.looseObject({ data: z.record(z.string(), z.string()).optional() });
+/** How long a newly watched Secret may stay unread before policies that need it say so. */
+const SECRET_GRACE_MS = 10_000;
+
+/** What a ConfigMap holds at most: the API server refuses data (keys and values) over 1 MiB. */
+export const MAX_LAYER_BYTES = 1024 * 1024 - LAYER_KEY.length;
+
+const containerImagesSchema = z.looseObject({
+  spec: z
+    .looseObject({
+      containers: z.array(z.looseObject({ image: z.string().optional() })).optional(),
+      initContainers: z.array(z.looseObject({ image: z.string().optional() })).optional(),
+    })
+    .optional(),
+});
 const nodeSchema = z.looseObject({
   status: z
     .looseObject({
@@ -85,26 +110,6 @@ const nodeStatusSchema = z.looseObject({
     })
     .optional(),
 });
-const secretRefSchema = z.looseObject({ name: z.string(), namespace: z.string().optional() });
-const keySourceSchema = z.looseObject({ keySecretRef: secretRefSchema.optional() });
-const policyRefsSchema = z.looseObject({
-  spec: z
-    .looseObject({
-      policy: z
-        .looseObject({
-          rootOfTrust: z
-            .looseObject({
-              publicKey: keySourceSchema
-                .extend({ additionalKeys: z.array(keySourceSchema).optional() })
-                .optional(),
-            })
-            .optional(),
-        })
-        .optional(),
-    })
-    .optional(),
-});
-
 /** How long one snapshot of the nodes and their reports serves status computations while
  * reports keep changing (see #currentFleet). */
 const FLEET_MIN_AGE_MS = 1_000;
@@ -117,10 +122,20 @@ export class Controller {
    * round over thousands of policies shares it (bench/controller.ts). */
   #fleet: { readonly key: string; readonly builtAt: number; readonly fleet: Fleet } | undefined;
   #fleetRefreshScheduled = false;
+  readonly #secrets: SecretWatches;
+  /** Layers whose planned revision could not be published, by "" (cluster) or namespace. */
+  #publishErrors = new Map<string, { readonly revision: string; readonly error: string }>();
 
   constructor(options: ControllerOptions, deps: ControllerDeps) {
     this.#o = options;
     this.#d = deps;
+    this.#secrets = new SecretWatches(
+      deps.secretInformer,
+      () => {
+        deps.queue.add(LAYERS_KEY);
+      },
+      deps.clock,
+    );
   }
 
   /** Registers the event handlers and starts every informer. */
@@ -133,9 +148,7 @@ export class Controller {
     i.imagePolicies.onEvent(layers);
     i.nodes.onEvent(layers);
     i.layers.onEvent(layers);
-    i.secrets.onEvent((e) => {
-      if (this.#referenced(e)) layers();
-    });
+    for (const pods of i.protectedPods) pods.onEvent(layers);
     i.nodeStatuses.onEvent(() => {
       this.#enqueueStatuses();
     });
@@ -144,7 +157,14 @@ export class Controller {
 
   #allInformers(): Informer[] {
     const i = this.#d.informers;
-    return [i.clusterImagePolicies, i.imagePolicies, i.secrets, i.nodes, i.layers, i.nodeStatuses];
+    return [
+      i.clusterImagePolicies,
+      i.imagePolicies,
+      i.nodes,
+      i.layers,
+      i.nodeStatuses,
+      ...i.protectedPods,
+    ];
   }
 
   get synced(): boolean {
@@ -156,7 +176,12 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.#allInformers().map((i) => i.stop()));
+    await Promise.all([...this.#allInformers().map((i) => i.stop()), this.#secrets.stop()]);
+  }
+
+  /** How many Secrets the controller watches (only referenced ones). */
+  get watchedSecrets(): number {
+    return this.#secrets.size;
   }
 
   /** Processes keys until `signal` aborts (leadership lost) or the queue shuts down. */
@@ -223,17 +248,30 @@ export class Controller {
     const published = readPublished(configMaps);
     for (const problem of published.problems)
       logger.warn({ problem }, "published layer unreadable");
+    const objects = [...informers.clusterImagePolicies.list(), ...informers.imagePolicies.list()];
+    await this.#secrets.watch(referencedSecrets(objects, ns));
+    metrics.secretsWatched.set(this.#secrets.size);
+    const unread = this.#secrets.unread(SECRET_GRACE_MS);
+    // Settling Secrets become pending (and say so) if they are still unread after the grace.
+    if (unread.settling.size > 0) this.#d.queue.addAfter(LAYERS_KEY, SECRET_GRACE_MS);
     const p = plan({
-      objects: [...informers.clusterImagePolicies.list(), ...informers.imagePolicies.list()],
-      secrets: this.#secretLookup(),
+      objects,
+      secrets: this.#secrets.lookup,
+      pendingSecrets: unread.pending,
+      settlingSecrets: unread.settling,
       target: this.target(),
       publishedCluster: published.cluster,
       publishedNamespaces: published.namespaces,
       operatorNamespace: ns,
-      protectedImages: this.#o.protectedImages,
+      protectedImages: this.#protectedImages(),
+      quota: this.#o.quota,
+      namespaceLookasidePrefixes: this.#o.namespaceLookasidePrefixes,
     });
     for (const warning of p.warnings) logger.warn({ warning }, "policy set problem");
 
+    // Each layer on its own: a failure is recorded for that layer's policies and retried, and
+    // never stops the others (the cluster layer first, then namespaces in order).
+    const errors = new Map<string, { revision: string; error: string }>();
     const wanted: [string | undefined, { text: string; revision: string }][] = [
       [undefined, p.cluster],
       ...p.namespaces,
@@ -241,35 +279,96 @@ export class Controller {
     for (const [layerNs, layer] of wanted) {
       const obj = layerConfigMap(ns, layerNs, layer.text, layer.revision);
       const name = obj.metadata.name;
+      const what = layerNs === undefined ? "cluster layer" : `layer of namespace ${layerNs}`;
+      const bytes = Buffer.byteLength(layer.text);
+      if (bytes > MAX_LAYER_BYTES) {
+        errors.set(layerNs ?? "", {
+          revision: layer.revision,
+          error: `the ${what} is ${bytes} bytes, more than a ConfigMap holds (${MAX_LAYER_BYTES}); the published revision stays in force`,
+        });
+        continue;
+      }
       if (isUpToDate(informers.layers.get(name, ns), obj)) continue;
-      const applied = await client.apply(obj, FIELD_MANAGER);
-      metrics.layersPublished.inc({ layer: layerNs === undefined ? "cluster" : "namespace" });
-      logger.info(
-        { configMap: name, revision: layer.revision, resourceVersion: applied.resourceVersion },
-        "published layer",
-      );
-      await events.record(
-        { apiVersion: "v1", kind: "ConfigMap", name, namespace: ns },
-        "Normal",
-        "LayerPublished",
-        "Publish",
-        `${layerNs === undefined ? "cluster layer" : `layer of namespace ${layerNs}`} at revision ${layer.revision}`,
-      );
+      try {
+        const applied = await client.apply(obj, FIELD_MANAGER);
+        metrics.layersPublished.inc({ layer: layerNs === undefined ? "cluster" : "namespace" });
+        logger.info(
+          { configMap: name, revision: layer.revision, resourceVersion: applied.resourceVersion },
+          "published layer",
+        );
+        await events.record(
+          { apiVersion: "v1", kind: "ConfigMap", name, namespace: ns },
+          "Normal",
+          "LayerPublished",
+          "Publish",
+          `${what} at revision ${layer.revision}`,
+        );
+      } catch (err) {
+        errors.set(layerNs ?? "", {
+          revision: layer.revision,
+          error: `the API server refused it: ${(err as Error).message}`,
+        });
+      }
     }
     for (const [name, layerNs] of published.configMaps) {
       if (layerNs === undefined || p.namespaces.has(layerNs)) continue;
       if (name !== layerConfigMapName(layerNs)) continue;
-      await client.delete(Resources.configMaps, { name, namespace: ns });
-      metrics.layersDeleted.inc();
-      logger.info({ configMap: name }, "deleted the layer of a namespace without policies");
+      try {
+        await client.delete(Resources.configMaps, { name, namespace: ns });
+        metrics.layersDeleted.inc();
+        logger.info({ configMap: name }, "deleted the layer of a namespace without policies");
+      } catch (err) {
+        errors.set(layerNs, { revision: "", error: (err as Error).message });
+      }
     }
     // Orphans: managed ConfigMaps that are not layers at all are left alone.
 
     this.#plan = p;
+    this.#publishErrors = errors;
     metrics.objectsRefused.set(
       [...p.outcomes.values()].filter((o) => o.refusals.length > 0).length,
     );
+    metrics.layersUnpublished.set(errors.size);
     this.#enqueueStatuses();
+    if (errors.size > 0) {
+      for (const [layerNs, e] of errors) {
+        logger.warn(
+          { layer: layerNs === "" ? "cluster" : layerNs, error: e.error },
+          "layer not published",
+        );
+      }
+      throw new LayerPublishError(
+        `${errors.size} layer(s) not published: ${[...errors.keys()].map((k) => (k === "" ? "cluster" : k)).join(", ")}`,
+      );
+    }
+  }
+
+  /** The static list and the images of every pod in the protected namespaces. */
+  #protectedImages(): ProtectedImage[] {
+    const out = [...this.#o.protectedImages];
+    const seen = new Set(out.map((i) => `${i.reference}\n${JSON.stringify(i.namespaces)}`));
+    for (const pods of this.#d.informers.protectedPods) {
+      for (const pod of pods.list()) {
+        const namespace = pod.metadata.namespace;
+        const parsed = containerImagesSchema.safeParse(pod);
+        if (namespace === undefined || !parsed.success) continue;
+        const spec = parsed.data.spec;
+        for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])]) {
+          const image = c.image === undefined ? undefined : parseImage(c.image);
+          if (image?.ok !== true) continue;
+          const key = `${image.reference}\n${JSON.stringify([namespace])}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          out.push({
+            reference: image.reference,
+            reason: "WouldRejectProtectedImage",
+            namespaces: [namespace],
+            what: `the image of pod ${namespace}/${pod.metadata.name}`,
+          });
+        }
+      }
+    }
+    return out;
   }
 
   #enqueueStatuses(afterMs = 0): void {
@@ -303,11 +402,19 @@ export class Controller {
 
     let layer: LayerRef | undefined;
     if (outcome.inLayer) {
-      if (ref.namespace === undefined) layer = { kind: "cluster", revision: p.cluster.revision };
-      else {
+      const failed = this.#publishErrors.get(ref.namespace ?? "");
+      const error = failed === undefined ? {} : { publishError: failed.error };
+      if (ref.namespace === undefined) {
+        layer = { kind: "cluster", revision: p.cluster.revision, ...error };
+      } else {
         const nsLayer = p.namespaces.get(ref.namespace);
         if (nsLayer !== undefined) {
-          layer = { kind: "namespace", namespace: ref.namespace, revision: nsLayer.revision };
+          layer = {
+            kind: "namespace",
+            namespace: ref.namespace,
+            revision: nsLayer.revision,
+            ...error,
+          };
         }
       }
     }
@@ -380,36 +487,11 @@ export class Controller {
       };
     });
   }
+}
 
-  #secretLookup(): SecretLookup {
-    const secrets = this.#d.informers.secrets;
-    return (namespace, name, key) => {
-      const s = secretDataSchema.safeParse(secrets.get(name, namespace));
-      return s.success ? s.data.data?.[key] : undefined;
-    };
-  }
-
-  /** Whether a Secret event can matter: some policy references that Secret. */
-  #referenced(e: InformerEvent): boolean {
-    const { name, namespace } = e.object.metadata;
-    const i = this.#d.informers;
-    const refs = (o: KubeObject, ownNamespace: string | undefined): boolean => {
-      const p = policyRefsSchema.safeParse(o);
-      if (!p.success) return true; // cannot tell: reconcile
-      const pk = p.data.spec?.policy?.rootOfTrust?.publicKey;
-      const sources = [pk, ...(pk?.additionalKeys ?? [])];
-      return sources.some((s) => {
-        const ref = s?.keySecretRef;
-        return (
-          ref !== undefined && ref.name === name && (ownNamespace ?? ref.namespace) === namespace
-        );
-      });
-    };
-    return (
-      i.clusterImagePolicies.list().some((o) => refs(o, undefined)) ||
-      i.imagePolicies.list().some((o) => o.metadata.namespace === namespace && refs(o, namespace))
-    );
-  }
+/** Some layers could not be published; the reconcile is retried with backoff. */
+export class LayerPublishError extends Error {
+  override readonly name = "LayerPublishError";
 }
 
 function runtimeVersion(node: KubeObject): string | undefined {

@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { parseCrioVersion, type CrioVersion } from "../compiler/crioVersion.ts";
 import { parseImage } from "../compiler/scopes.ts";
-import { parseAddress } from "../httpServer.ts";
+import { isLoopback, parseAddress } from "../httpServer.ts";
 
 export const USAGE = `usage: imagepolicy controller [flags]
   --kubeconfig PATH            kubeconfig file (default: in-cluster configuration)
@@ -12,13 +12,24 @@ export const USAGE = `usage: imagepolicy controller [flags]
                                (default imagepolicy-system)
   --crio-version X.Y[.Z]       compile for this CRI-O version instead of the oldest CRI-O node
   --operator-image REF         the operator's own image: policies that would reject it are refused
-  --pause-image REF            the pause image, protected likewise (default registry.k8s.io/pause:3.10)
+  --pause-image REF            the pause image, protected likewise in every namespace
+                               (default registry.k8s.io/pause:3.10)
+  --protected-image [NS=]REF   another image the cluster must keep pulling, in namespace NS or,
+                               without NS=, in every namespace (repeatable)
+  --protected-namespace NS     the images of every pod running in NS are protected there
+                               (repeatable; default kube-system; --protected-namespace= for none)
+  --namespace-max-policies N   ImagePolicies one namespace's layer may hold (default 256)
+  --namespace-max-scopes N     scopes one namespace's layer may hold (default 1024)
+  --namespace-max-bytes N      bytes one namespace's layer may hold (default 262144)
+  --namespace-lookaside-prefix URL
+                               an ImagePolicy's GPG lookaside must start with one of these
+                               (repeatable; default none: namespaces set no lookaside; never file:)
   --leader-election-id NAME    name of the Lease (default imagepolicy-controller)
   --identity ID                leader election identity (default <hostname>_<pid>)
   --lease-duration D           (default 15s)
   --renew-deadline D           (default 10s)
   --retry-period D             (default 2s)
-  --metrics-addr HOST:PORT     (default :8080)
+  --metrics-addr HOST:PORT     loopback only (default 127.0.0.1:8080)
   --health-addr HOST:PORT      (default :8081)
   --log-level LEVEL            trace, debug, info, warn, error (default info)`;
 
@@ -28,6 +39,18 @@ export interface ControllerConfig {
   readonly crioVersion: CrioVersion | undefined;
   readonly operatorImage: string | undefined;
   readonly pauseImage: string;
+  /** --protected-image: the namespace (undefined: every namespace) and the reference. */
+  readonly protectedImages: readonly {
+    readonly namespace: string | undefined;
+    readonly image: string;
+  }[];
+  readonly protectedNamespaces: readonly string[];
+  readonly quota: {
+    readonly maxPolicies: number;
+    readonly maxScopes: number;
+    readonly maxBytes: number;
+  };
+  readonly namespaceLookasidePrefixes: readonly string[];
   readonly leaderElectionId: string;
   readonly identity: string;
   readonly leaseDurationMs: number;
@@ -52,6 +75,16 @@ export function parseDuration(text: string): number {
   return m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : n * 60_000;
 }
 
+function positiveInteger(flag: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
+    throw new FlagError(`--${flag} takes a positive integer, not ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
 /** `null` means --help. */
 export function parseFlags(argv: readonly string[], pid: number): ControllerConfig | null {
   let values;
@@ -64,12 +97,18 @@ export function parseFlags(argv: readonly string[], pid: number): ControllerConf
         "crio-version": { type: "string" },
         "operator-image": { type: "string" },
         "pause-image": { type: "string", default: "registry.k8s.io/pause:3.10" },
+        "protected-image": { type: "string", multiple: true, default: [] },
+        "protected-namespace": { type: "string", multiple: true, default: ["kube-system"] },
+        "namespace-max-policies": { type: "string", default: "256" },
+        "namespace-max-scopes": { type: "string", default: "1024" },
+        "namespace-max-bytes": { type: "string", default: "262144" },
+        "namespace-lookaside-prefix": { type: "string", multiple: true, default: [] },
         "leader-election-id": { type: "string", default: "imagepolicy-controller" },
         identity: { type: "string" },
         "lease-duration": { type: "string", default: "15s" },
         "renew-deadline": { type: "string", default: "10s" },
         "retry-period": { type: "string", default: "2s" },
-        "metrics-addr": { type: "string", default: ":8080" },
+        "metrics-addr": { type: "string", default: "127.0.0.1:8080" },
         "health-addr": { type: "string", default: ":8081" },
         "log-level": { type: "string", default: "info" },
         help: { type: "boolean", short: "h" },
@@ -89,7 +128,36 @@ export function parseFlags(argv: readonly string[], pid: number): ControllerConf
   if (!LEVELS.has(values["log-level"])) {
     throw new FlagError(`unknown log level ${values["log-level"]}`);
   }
-  parseAddress(values["metrics-addr"]);
+  if (!isLoopback(parseAddress(values["metrics-addr"]).host)) {
+    throw new FlagError(
+      `--metrics-addr must be a loopback address (127.0.0.1:PORT or [::1]:PORT), not ${values["metrics-addr"]}`,
+    );
+  }
+  const protectedImages = values["protected-image"].map((entry) => {
+    const eq = entry.indexOf("=");
+    const namespace = eq === -1 ? undefined : entry.slice(0, eq);
+    const image = eq === -1 ? entry : entry.slice(eq + 1);
+    if (namespace !== undefined && !NAMESPACE_NAME.test(namespace)) {
+      throw new FlagError(`--protected-image: not a namespace name: ${JSON.stringify(namespace)}`);
+    }
+    const p = parseImage(image);
+    if (!p.ok)
+      throw new FlagError(`--protected-image: not an image reference: ${image}: ${p.reason}`);
+    return { namespace, image };
+  });
+  const protectedNamespaces = values["protected-namespace"].filter((n) => n !== "");
+  for (const n of protectedNamespaces) {
+    if (!NAMESPACE_NAME.test(n)) {
+      throw new FlagError(`--protected-namespace: not a namespace name: ${JSON.stringify(n)}`);
+    }
+  }
+  for (const prefix of values["namespace-lookaside-prefix"]) {
+    if (!/^https?:\/\/[^/\s]+\/\S*$/.test(prefix)) {
+      throw new FlagError(
+        `--namespace-lookaside-prefix takes an http:// or https:// URL prefix ending in a path (host/...), not ${JSON.stringify(prefix)}`,
+      );
+    }
+  }
   parseAddress(values["health-addr"]);
   let crioVersion: CrioVersion | undefined;
   if (values["crio-version"] !== undefined) {
@@ -105,6 +173,14 @@ export function parseFlags(argv: readonly string[], pid: number): ControllerConf
     crioVersion,
     operatorImage: values["operator-image"],
     pauseImage: values["pause-image"],
+    protectedImages,
+    protectedNamespaces: [...new Set(protectedNamespaces)].sort(),
+    quota: {
+      maxPolicies: positiveInteger("namespace-max-policies", values["namespace-max-policies"]),
+      maxScopes: positiveInteger("namespace-max-scopes", values["namespace-max-scopes"]),
+      maxBytes: positiveInteger("namespace-max-bytes", values["namespace-max-bytes"]),
+    },
+    namespaceLookasidePrefixes: values["namespace-lookaside-prefix"],
     leaderElectionId: values["leader-election-id"],
     identity: values.identity ?? `${hostname()}_${pid}`,
     leaseDurationMs: parseDuration(values["lease-duration"]),

@@ -18,6 +18,39 @@ import { LAYER_SELECTOR } from "../layerConfigMap.ts";
 import { ControllerMetrics } from "./metrics.ts";
 import type { ProtectedImage } from "./plan.ts";
 
+/** Pods of the protected namespaces: only their images are read. */
+const PODS: Resource = { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true };
+
+/** Pause and the operator's own image (cluster.json and the operator namespace's file), and
+ * --protected-image. CRI-O pulls the sandbox (pause) image itself when it creates a pod sandbox,
+ * not through an image pull request carrying the pod's namespace, so cluster.json is the policy
+ * that decides it; `--protected-image=REF` (no namespace) protects an image in every namespace
+ * for whoever wants that too. */
+export function staticProtectedImages(config: ControllerConfig): ProtectedImage[] {
+  const out: ProtectedImage[] = [];
+  const add = (
+    image: string | undefined,
+    reason: ProtectedImage["reason"],
+    namespaces: ProtectedImage["namespaces"],
+    what: string,
+  ): void => {
+    if (image === undefined) return;
+    const p = parseImage(image);
+    if (p.ok) out.push({ reference: p.reference, reason, namespaces, what });
+  };
+  add(config.pauseImage, "WouldRejectPause", [config.namespace], "the pause image (--pause-image)");
+  add(config.operatorImage, "WouldRejectOperator", [config.namespace], "the operator's own image");
+  for (const { namespace, image } of config.protectedImages) {
+    add(
+      image,
+      "WouldRejectProtectedImage",
+      namespace === undefined ? "all" : [namespace],
+      "a protected image (--protected-image)",
+    );
+  }
+  return out;
+}
+
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   let config: ControllerConfig | null;
   try {
@@ -58,7 +91,7 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
   const informer = (
     name: string,
     resource: Resource,
-    selector: { namespace?: string; labelSelector?: string } = {},
+    selector: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {},
   ): Informer =>
     new Informer({
       name,
@@ -69,26 +102,26 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
   const informers: ControllerInformers = {
     clusterImagePolicies: informer("clusterimagepolicies", Resources.clusterImagePolicies),
     imagePolicies: informer("imagepolicies", Resources.imagePolicies),
-    secrets: informer("secrets", Resources.secrets),
     nodes: informer("nodes", Resources.nodes),
     layers: informer("layer-configmaps", Resources.configMaps, {
       namespace: config.namespace,
       labelSelector: LAYER_SELECTOR,
     }),
     nodeStatuses: informer("imagepolicynodestatuses", Resources.imagePolicyNodeStatuses),
+    protectedPods: config.protectedNamespaces.map((namespace) =>
+      informer(`pods ${namespace}`, PODS, { namespace }),
+    ),
   };
-  const protectedImages: ProtectedImage[] = [];
-  for (const [image, reason] of [
-    [config.operatorImage, "WouldRejectOperator"],
-    [config.pauseImage, "WouldRejectPause"],
-  ] as const) {
-    if (image === undefined) continue;
-    const p = parseImage(image);
-    if (p.ok) protectedImages.push({ reference: p.reference, reason });
-  }
+  const protectedImages = staticProtectedImages(config);
   const queue = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 60_000 });
   const controller = new Controller(
-    { namespace: config.namespace, crioVersionOverride: config.crioVersion, protectedImages },
+    {
+      namespace: config.namespace,
+      crioVersionOverride: config.crioVersion,
+      protectedImages,
+      quota: config.quota,
+      namespaceLookasidePrefixes: config.namespaceLookasidePrefixes,
+    },
     {
       client,
       informers,
@@ -103,6 +136,12 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
       metrics,
       clock: systemClock,
       logger,
+      // One list+watch per referenced Secret, by name: what RBAC resourceNames can grant.
+      secretInformer: ({ namespace, name }) =>
+        informer(`secret ${namespace}/${name}`, Resources.secrets, {
+          namespace,
+          fieldSelector: `metadata.name=${name}`,
+        }),
     },
   );
   const elector = new LeaderElector({

@@ -39,6 +39,16 @@ export class ControllerMetrics {
     help: "Policy objects whose current generation is refused (their last accepted form stays).",
     registers: [this.registry],
   });
+  readonly layersUnpublished = new Gauge({
+    name: "imagepolicy_controller_layers_unpublished",
+    help: "Layers whose planned revision could not be published (too large, or refused); retried.",
+    registers: [this.registry],
+  });
+  readonly secretsWatched = new Gauge({
+    name: "imagepolicy_controller_secrets_watched",
+    help: "Secrets the controller watches: only those that policies reference.",
+    registers: [this.registry],
+  });
   readonly statusWrites = new Counter({
     name: "imagepolicy_controller_status_writes_total",
     help: "Status patches of policy objects (only when the status changed).",

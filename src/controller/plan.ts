@@ -1,24 +1,39 @@
 // What the controller publishes, computed purely from what the informers hold (docs/style.md habit 1):
-// policy objects, a Secret lookup, the CRI-O target and the layers published now in, the layers
-// to publish and one outcome per object out.
+// policy objects, a Secret lookup, the CRI-O target, the trust settings and the layers published
+// now in, the layers to publish and one outcome per object out.
 //
-// An object that is refused (invalid, unsupported by the target, a lookaside conflict, or a
-// lock-out of the operator or pause image) keeps its LAST ACCEPTED form: its entry in the
-// published layer, which is how a restarted controller recovers it (docs/internals.md).
+// An object that is refused keeps its LAST ACCEPTED form: its entry in the published layer, which
+// is how a restarted controller recovers it (docs/internals.md). The trust boundaries of
+// docs/security.md are enforced here, in this order:
+// 1. a ClusterImagePolicy reads Secrets only from the operator namespace (an ImagePolicy's Secret
+//    is in its own namespace by construction: its schema has no namespace field);
+// 2. an ImagePolicy's GPG lookaside must start with a prefix the cluster admin allows, never
+//    file://, and must not redirect signatures a ClusterImagePolicy's GPG key checks;
+// 3. lookaside conflicts: a namespace policy involved is refused, never a cluster one;
+// 4. per-namespace quotas (policies, scopes, bytes), in key order, so a namespace never grows a
+//    layer past what one ConfigMap can hold;
+// 5. lock-out: a protected image must stay accepted unconditionally.
 
 import { parseObject } from "../api/parse.ts";
 import { refOf, type AnyImagePolicy, type ObjectRef } from "../api/types.ts";
 import { canonicalJson } from "../canonicalJson.ts";
-import { combinedRequirements, indexLayer, type ScopeIndex } from "../compiler/combine.ts";
+import { decide, indexLayer, type ScopeIndex } from "../compiler/combine.ts";
 import type { CrioVersion } from "../compiler/crioVersion.ts";
 import type { Diagnostic } from "../compiler/diagnostics.ts";
 import { makeLayer, serializeLayer, type Layer, type LayerPolicy } from "../compiler/layer.ts";
 import { registriesD } from "../compiler/registriesD.ts";
+import type { Requirement } from "../compiler/requirements.ts";
 import { compilePolicy, type SecretLookup } from "../compiler/validate.ts";
 import { layerRevision } from "../layerConfigMap.ts";
 
 /** Reasons beyond the compiler's (src/compiler/diagnostics.ts). */
-export type RefusalReason = Diagnostic["reason"] | "WouldRejectOperator" | "WouldRejectPause";
+export type RefusalReason =
+  | Diagnostic["reason"]
+  | "SecretNamespaceNotAllowed"
+  | "LookasideNotAllowed"
+  | "QuotaExceeded"
+  | "SecretPending"
+  | ProtectedImage["reason"];
 
 export interface Refusal {
   readonly field: string;
@@ -26,15 +41,36 @@ export interface Refusal {
   readonly message: string;
 }
 
-/** An image that must never be rejected: the cluster layer, and the operator namespace's
- * combined layers, must not decide `reject` for it. */
+/** An image the cluster must keep pulling: every document that applies to it must accept it
+ * unconditionally (insecureAcceptAnything, or no requirement at all). */
 export interface ProtectedImage {
   /** Normalised reference (parseImage). */
   readonly reference: string;
-  readonly reason: "WouldRejectOperator" | "WouldRejectPause";
+  readonly reason: "WouldRejectOperator" | "WouldRejectPause" | "WouldRejectProtectedImage";
+  /** Which namespace documents besides cluster.json must accept it: every namespace, or those
+   * listed (the operator's image: the operator namespace; a kube-system image: kube-system). */
+  readonly namespaces: "all" | readonly string[];
+  /** Where it comes from, for messages ("the pause image", "a kube-system pod's image"). */
+  readonly what: string;
 }
 
-export interface PlanInput {
+/** Limits on what one namespace's ImagePolicies may put into its layer. */
+export interface NamespaceQuota {
+  readonly maxPolicies: number;
+  readonly maxScopes: number;
+  /** Bytes of the namespace's layer.json. */
+  readonly maxBytes: number;
+}
+
+export interface TrustSettings {
+  readonly operatorNamespace: string;
+  readonly protectedImages: readonly ProtectedImage[];
+  readonly quota: NamespaceQuota;
+  /** URL prefixes an ImagePolicy's GPG lookaside may start with; empty: none allowed. */
+  readonly namespaceLookasidePrefixes: readonly string[];
+}
+
+export interface PlanInput extends TrustSettings {
   /** Raw ClusterImagePolicy and ImagePolicy objects as the API server serves them. */
   readonly objects: readonly unknown[];
   readonly secrets: SecretLookup;
@@ -42,8 +78,22 @@ export interface PlanInput {
   /** The layers published now (parsed from the layer ConfigMaps). */
   readonly publishedCluster: Layer | undefined;
   readonly publishedNamespaces: ReadonlyMap<string, Layer>;
-  readonly operatorNamespace: string;
-  readonly protectedImages: readonly ProtectedImage[];
+  /** Secrets (namespace/name) the controller has not read yet: a policy that needs one keeps
+   * its published form until it is read. */
+  readonly pendingSecrets?: ReadonlySet<string>;
+  /** Secrets watched for a few seconds only and not read yet: a policy that needs one and whose
+   * published form is its current generation keeps it without a refusal (a restart lists every
+   * Secret anew); any other keeps what it has and says SecretPending. */
+  readonly settlingSecrets?: ReadonlySet<string>;
+}
+
+/** A protected image the published policies do not accept unconditionally although nothing new
+ * was accepted (an exception deleted or edited: neither can be refused). */
+export interface Exposure {
+  readonly image: ProtectedImage;
+  /** undefined: cluster.json; else that namespace's document. */
+  readonly namespace: string | undefined;
+  readonly message: string;
 }
 
 export interface Outcome {
@@ -56,6 +106,8 @@ export interface Outcome {
   readonly inLayer: boolean;
   /** The generation of the form in the layer, when inLayer. */
   readonly layerGeneration: number | undefined;
+  /** Protected images that this object's published form helps keep from being accepted. */
+  readonly exposures: readonly Exposure[];
 }
 
 export interface PlannedLayer {
@@ -70,7 +122,7 @@ export interface Plan {
   readonly namespaces: ReadonlyMap<string, PlannedLayer>;
   /** Keyed by outcomeKey(ref). */
   readonly outcomes: ReadonlyMap<string, Outcome>;
-  /** Problems no refusal can fix (e.g. a deletion that exposes a protected image). */
+  /** Problems no refusal can fix (a published conflict, a deletion that exposes an image). */
   readonly warnings: readonly string[];
 }
 
@@ -88,6 +140,7 @@ interface Candidate {
   refusals: Refusal[];
   /** What goes into the layer (current, previous, or nothing). */
   chosen: LayerPolicy | undefined;
+  exposures: Exposure[];
 }
 
 function sameContent(a: LayerPolicy | undefined, b: LayerPolicy | undefined): boolean {
@@ -103,9 +156,14 @@ function isNew(c: Candidate): boolean {
   return c.current !== undefined && !sameContent(c.current, c.previous);
 }
 
-function refuse(c: Candidate, refusal: Refusal): void {
+/** Accepted now, and new: what a refusal can still take back. */
+function isFresh(c: Candidate): boolean {
+  return isNew(c) && c.chosen === c.current;
+}
+
+function refuse(c: Candidate, refusal: Refusal, fallback: LayerPolicy | undefined): void {
   c.refusals.push(refusal);
-  c.chosen = c.previous;
+  c.chosen = fallback;
 }
 
 function refKnownName(v: unknown): ObjectRef | undefined {
@@ -134,8 +192,58 @@ function previousOf(input: PlanInput, ref: ObjectRef): LayerPolicy | undefined {
   return layer?.policies.find((p) => p.name === ref.name);
 }
 
+/** Every keySecretRef of a policy, with its field path and the namespace it reads from. */
+function secretRefsOf(
+  policy: AnyImagePolicy,
+): { field: string; namespace: string | undefined; name: string }[] {
+  const rot = policy.spec.policy.rootOfTrust;
+  if (rot.policyType !== "PublicKey") return [];
+  const pk = rot.publicKey;
+  const base = "spec.policy.rootOfTrust.publicKey";
+  const sources: { field: string; src: object }[] = [
+    { field: base, src: pk },
+    ...(pk.additionalKeys ?? []).map((k, i) => ({ field: `${base}.additionalKeys[${i}]`, src: k })),
+  ];
+  const out: { field: string; namespace: string | undefined; name: string }[] = [];
+  for (const { field, src } of sources) {
+    if (!("keySecretRef" in src)) continue;
+    const ref = src.keySecretRef;
+    if (typeof ref !== "object" || ref === null || !("name" in ref)) continue;
+    const name = ref.name;
+    if (typeof name !== "string") continue;
+    const declared =
+      "namespace" in ref && typeof ref.namespace === "string" ? ref.namespace : undefined;
+    const namespace = policy.kind === "ImagePolicy" ? policy.metadata.namespace : declared;
+    out.push({ field: `${field}.keySecretRef`, namespace, name });
+  }
+  return out;
+}
+
+/** Rule 1: the keySecretRefs of a ClusterImagePolicy that name another namespace than the
+ * operator's. */
+function foreignSecretRefs(policy: AnyImagePolicy, operatorNamespace: string): Refusal[] {
+  if (policy.kind !== "ClusterImagePolicy") return [];
+  const out: Refusal[] = [];
+  for (const ref of secretRefsOf(policy)) {
+    if (ref.namespace === operatorNamespace) continue;
+    const field = ref.field.replace(/\.keySecretRef$/, "");
+    out.push({
+      field: `${field}.keySecretRef.namespace`,
+      reason: "SecretNamespaceNotAllowed",
+      message:
+        `a ClusterImagePolicy reads Secrets only from the operator namespace ` +
+        `${operatorNamespace}, not ${ref.namespace ?? "(none)"} (whoever administers ` +
+        `${ref.namespace ?? "it"} could replace the key every node trusts)`,
+    });
+  }
+  return out;
+}
+
 export function plan(input: PlanInput): Plan {
   const candidates: Candidate[] = [];
+  // A ClusterImagePolicy never reads a Secret outside the operator namespace, whatever it names.
+  const clusterSecrets: SecretLookup = (namespace, name, key) =>
+    namespace === input.operatorNamespace ? input.secrets(namespace, name, key) : undefined;
   for (const raw of input.objects) {
     const parsed = parseObject(raw);
     let policy: AnyImagePolicy | undefined;
@@ -150,9 +258,49 @@ export function plan(input: PlanInput): Plan {
     if (ref === undefined) continue;
     let current: LayerPolicy | undefined;
     if (policy !== undefined) {
-      const compiled = compilePolicy(policy, input.secrets, input.target);
-      if (compiled.ok) current = compiled.policy;
-      else for (const d of compiled.diagnostics) refusals.push(toRefusal(d));
+      const foreign = foreignSecretRefs(policy, input.operatorNamespace);
+      refusals.push(...foreign);
+      const previous = previousOf(input, ref);
+      const upToDate = previous !== undefined && previous.generation === generationOf(raw);
+      const pending = secretRefsOf(policy).filter((r) => {
+        const key = `${r.namespace ?? ""}/${r.name}`;
+        return (
+          input.pendingSecrets?.has(key) === true ||
+          (input.settlingSecrets?.has(key) === true && !upToDate)
+        );
+      });
+      const settling = secretRefsOf(policy).some((r) =>
+        input.settlingSecrets?.has(`${r.namespace ?? ""}/${r.name}`),
+      );
+      if (settling && upToDate && pending.length === 0 && refusals.length === 0) {
+        // Its published form is this generation's: keep it while the Secret is being read.
+        candidates.push({
+          ref,
+          generation: generationOf(raw),
+          current: previous,
+          previous,
+          refusals,
+          chosen: previous,
+          exposures: [],
+        });
+        continue;
+      }
+      for (const r of pending) {
+        refusals.push({
+          field: r.field,
+          reason: "SecretPending",
+          message:
+            `Secret ${r.namespace ?? ""}/${r.name} has not been read yet; if this stays, the ` +
+            `controller may not read it: grant its ServiceAccount get, list and watch on this ` +
+            `Secret (docs/install.md, "Keys in Secrets")`,
+        });
+      }
+      if (foreign.length === 0 && pending.length === 0) {
+        const lookup = policy.kind === "ClusterImagePolicy" ? clusterSecrets : input.secrets;
+        const compiled = compilePolicy(policy, lookup, input.target);
+        if (compiled.ok) current = compiled.policy;
+        else for (const d of compiled.diagnostics) refusals.push(toRefusal(d));
+      }
     }
     const previous = previousOf(input, ref);
     candidates.push({
@@ -162,21 +310,18 @@ export function plan(input: PlanInput): Plan {
       previous,
       refusals,
       chosen: refusals.length === 0 ? current : previous,
+      exposures: [],
     });
   }
   candidates.sort((a, b) => compareKeys(outcomeKey(a.ref), outcomeKey(b.ref)));
 
   const warnings: string[] = [];
+  refuseNamespaceLookasides(candidates, input);
   refuseLookasideConflicts(candidates, warnings);
+  applyQuotas(candidates, input.quota);
   refuseLockOuts(candidates, input, warnings);
 
-  const clusterPolicies: LayerPolicy[] = [];
-  const byNamespace = new Map<string, LayerPolicy[]>();
-  for (const c of candidates) {
-    if (c.chosen === undefined) continue;
-    if (c.ref.namespace === undefined) clusterPolicies.push(c.chosen);
-    else byNamespace.set(c.ref.namespace, [...(byNamespace.get(c.ref.namespace) ?? []), c.chosen]);
-  }
+  const { clusterPolicies, byNamespace } = chosenPolicies(candidates);
   const planned = (layer: Layer): PlannedLayer => {
     const text = serializeLayer(layer);
     return { layer, text, revision: layerRevision(text) };
@@ -193,6 +338,7 @@ export function plan(input: PlanInput): Plan {
       refusals: c.refusals,
       inLayer: c.chosen !== undefined,
       layerGeneration: c.chosen?.generation,
+      exposures: c.exposures,
     });
   }
   return {
@@ -211,28 +357,90 @@ function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+function chosenPolicies(candidates: readonly Candidate[]): {
+  clusterPolicies: LayerPolicy[];
+  byNamespace: Map<string, LayerPolicy[]>;
+} {
+  const clusterPolicies: LayerPolicy[] = [];
+  const byNamespace = new Map<string, LayerPolicy[]>();
+  for (const c of candidates) {
+    if (c.chosen === undefined) continue;
+    if (c.ref.namespace === undefined) clusterPolicies.push(c.chosen);
+    else {
+      const list = byNamespace.get(c.ref.namespace);
+      if (list === undefined) byNamespace.set(c.ref.namespace, [c.chosen]);
+      else list.push(c.chosen);
+    }
+  }
+  return { clusterPolicies, byNamespace };
+}
+
 function indexes(candidates: readonly Candidate[]): {
   cluster: ScopeIndex;
   namespaces: Map<string, ScopeIndex>;
 } {
-  const cluster: LayerPolicy[] = [];
-  const byNs = new Map<string, LayerPolicy[]>();
-  for (const c of candidates) {
-    if (c.chosen === undefined) continue;
-    if (c.ref.namespace === undefined) cluster.push(c.chosen);
-    else byNs.set(c.ref.namespace, [...(byNs.get(c.ref.namespace) ?? []), c.chosen]);
-  }
+  const { clusterPolicies, byNamespace } = chosenPolicies(candidates);
   const namespaces = new Map<string, ScopeIndex>();
-  for (const [ns, list] of byNs) namespaces.set(ns, indexLayer(makeLayer(ns, list)));
-  return { cluster: indexLayer(makeLayer(undefined, cluster)), namespaces };
+  for (const [ns, list] of byNamespace) namespaces.set(ns, indexLayer(makeLayer(ns, list)));
+  return { cluster: indexLayer(makeLayer(undefined, clusterPolicies)), namespaces };
 }
 
-/** As compileAll does: a scope that would need two lookaside URLs refuses the objects involved.
- * Only objects bringing something new are refused (their published form stays); a conflict among
- * published forms alone (possible after a target change) is reported on every object involved. */
+const LOOKASIDE_FIELD = "spec.policy.rootOfTrust.gpgKey.lookaside";
+
+function lookasideOf(p: LayerPolicy | undefined): string | undefined {
+  return p?.requirement.kind === "gpg" ? p.requirement.lookaside : undefined;
+}
+
+/** Rule 2: what an ImagePolicy's lookaside may be. It goes into the node-wide registries.d file,
+ * so it is the cluster admin's to allow (--namespace-lookaside-prefix); never a local path; and
+ * never where a ClusterImagePolicy's GPG signatures for the same images would then be looked up.
+ * A published form that breaks the rule (the prefixes changed) leaves the layer too. */
+function refuseNamespaceLookasides(candidates: Candidate[], input: PlanInput): void {
+  const cluster = indexes(candidates.filter((c) => c.ref.namespace === undefined)).cluster;
+  const prefixes = input.namespaceLookasidePrefixes;
+  const problem = (p: LayerPolicy | undefined): string | undefined => {
+    const url = lookasideOf(p);
+    if (p === undefined || url === undefined) return undefined;
+    if (url.toLowerCase().startsWith("file:")) {
+      return "an ImagePolicy may not read signatures from a path on the node (file://)";
+    }
+    if (!prefixes.some((prefix) => url.startsWith(prefix))) {
+      return prefixes.length === 0
+        ? "ImagePolicy lookasides are not allowed in this cluster (the cluster admin allows URL " +
+            "prefixes with the controller flag --namespace-lookaside-prefix)"
+        : `the lookaside must start with one of ${prefixes.join(", ")} ` +
+            "(the controller's --namespace-lookaside-prefix)";
+    }
+    for (const scope of p.scopes) {
+      const d = decide(cluster, scope);
+      if (d?.entry.requirements.some((r) => r.kind === "gpg") === true) {
+        return (
+          `scope ${JSON.stringify(scope)} is decided in the cluster layer by a GPG policy ` +
+          `(${d.entry.sources.map((s) => s.name).join(", ")}) whose signatures would then be ` +
+          "looked up at this namespace's lookaside"
+        );
+      }
+    }
+    return undefined;
+  };
+  for (const c of candidates) {
+    if (c.ref.namespace === undefined) continue;
+    const message = problem(c.chosen);
+    if (message === undefined) continue;
+    const fallback =
+      c.chosen === c.current && problem(c.previous) === undefined ? c.previous : undefined;
+    refuse(c, { field: LOOKASIDE_FIELD, reason: "LookasideNotAllowed", message }, fallback);
+  }
+}
+
+/** Rule 3. A scope that would need two lookaside URLs (registries.d is node-wide) refuses the
+ * objects involved: when a cluster policy is involved, every namespace policy involved, new or
+ * published (cluster policies win); otherwise only those bringing something new (their published
+ * form stays). A conflict among published cluster forms alone (possible after a target change) is
+ * reported on every object involved. */
 function refuseLookasideConflicts(candidates: Candidate[], warnings: string[]): void {
   const byKey = new Map(candidates.map((c) => [outcomeKey(c.ref), c]));
-  for (let round = 0; round <= candidates.length; round++) {
+  for (let round = 0; round <= 2 * candidates.length; round++) {
     const { cluster, namespaces } = indexes(candidates);
     const conflicts = registriesD(cluster, [...namespaces.values()]).conflicts;
     if (conflicts.length === 0) return;
@@ -240,18 +448,28 @@ function refuseLookasideConflicts(candidates: Candidate[], warnings: string[]): 
     for (const conflict of conflicts) {
       const involved = conflict.sources
         .map((s) => byKey.get(outcomeKey(s)))
-        .filter((c): c is Candidate => c !== undefined);
-      const fresh = involved.filter((c) => isNew(c) && c.chosen === c.current);
+        .filter((c): c is Candidate => c !== undefined && c.chosen !== undefined);
       const message = `scope ${JSON.stringify(conflict.scope)} would need two lookaside URLs: ${conflict.urls.join(", ")}`;
-      const field = "spec.policy.rootOfTrust.gpgKey.lookaside";
-      if (fresh.length > 0) {
-        for (const c of fresh) refuse(c, { field, reason: "ConflictingLookaside", message });
+      const namespaced = involved.filter((c) => c.ref.namespace !== undefined);
+      const clusterWins = namespaced.length > 0 && namespaced.length < involved.length;
+      const losers = clusterWins ? namespaced : involved.filter(isFresh);
+      const refusal: Refusal = {
+        field: LOOKASIDE_FIELD,
+        reason: "ConflictingLookaside",
+        message: clusterWins ? `${message}; the ClusterImagePolicy's lookaside wins` : message,
+      };
+      if (losers.length > 0) {
+        for (const c of losers) {
+          // The published form next; if that conflicts too, the next round drops it.
+          const fallback = c.chosen === c.current ? c.previous : undefined;
+          if (c.refusals.some((r) => r.reason === "ConflictingLookaside")) c.chosen = fallback;
+          else refuse(c, refusal, fallback);
+        }
         refused = true;
       } else {
         for (const c of involved) {
-          if (!c.refusals.some((r) => r.reason === "ConflictingLookaside")) {
-            c.refusals.push({ field, reason: "ConflictingLookaside", message });
-          }
+          if (!c.refusals.some((r) => r.reason === "ConflictingLookaside"))
+            c.refusals.push(refusal);
         }
         warnings.push(`published policies conflict: ${message}`);
       }
@@ -260,52 +478,139 @@ function refuseLookasideConflicts(candidates: Candidate[], warnings: string[]): 
   }
 }
 
-/** The first protected image the cluster layer, or the operator namespace's combined layers,
- * would reject. */
-function lockOut(candidates: readonly Candidate[], input: PlanInput): ProtectedImage | undefined {
-  if (input.protectedImages.length === 0) return undefined;
-  const relevant = candidates.filter(
-    (c) => c.ref.namespace === undefined || c.ref.namespace === input.operatorNamespace,
-  );
-  const { cluster, namespaces } = indexes(relevant);
-  const own = namespaces.get(input.operatorNamespace);
-  for (const image of input.protectedImages) {
-    for (const layers of own === undefined ? [[cluster]] : [[cluster], [cluster, own]]) {
-      if (combinedRequirements(layers, image.reference).some((r) => r.kind === "reject")) {
-        return image;
-      }
-    }
-  }
-  return undefined;
+function policyBytes(p: LayerPolicy): number {
+  // The policy's share of layer.json: its canonical JSON and a separating comma.
+  return Buffer.byteLength(canonicalJson(p)) + 1;
 }
 
-/** Accepts new forms one at a time (in key order) on top of the published ones, refusing each
- * one whose acceptance would reject a protected image. */
-function refuseLockOuts(candidates: Candidate[], input: PlanInput, warnings: string[]): void {
-  if (lockOut(candidates, input) === undefined) return;
-  const relevant = (c: Candidate): boolean =>
-    c.ref.namespace === undefined || c.ref.namespace === input.operatorNamespace;
-  const fresh = candidates.filter((c) => relevant(c) && isNew(c) && c.chosen === c.current);
-  for (const c of fresh) c.chosen = c.previous;
-  const base = lockOut(candidates, input);
-  if (base !== undefined) {
-    warnings.push(
-      `the published policies without any change would reject ${base.reference} (${base.reason}); ` +
-        "a deleted or edited exception cannot be refused",
-    );
+/** Rule 4. In key order, each ImagePolicy of a namespace either fits what is already counted
+ * (its current form, else its published form) or is refused naming the limit. */
+function applyQuotas(candidates: Candidate[], quota: NamespaceQuota): void {
+  const used = new Map<string, { policies: number; scopes: number; bytes: number }>();
+  for (const c of candidates) {
+    const ns = c.ref.namespace;
+    if (ns === undefined || c.chosen === undefined) continue;
+    const u = used.get(ns) ?? { policies: 0, scopes: 0, bytes: 0 };
+    used.set(ns, u);
+    const over = (p: LayerPolicy): string | undefined => {
+      if (u.policies + 1 > quota.maxPolicies) {
+        return `namespace ${ns} may hold at most ${quota.maxPolicies} ImagePolicies in its layer (--namespace-max-policies)`;
+      }
+      if (u.scopes + p.scopes.length > quota.maxScopes) {
+        return `namespace ${ns} may hold at most ${quota.maxScopes} scopes in its layer, this policy would bring it to ${u.scopes + p.scopes.length} (--namespace-max-scopes)`;
+      }
+      if (u.bytes + policyBytes(p) > quota.maxBytes) {
+        return `namespace ${ns}'s layer may hold at most ${quota.maxBytes} bytes, this policy would bring it to ${u.bytes + policyBytes(p)} (--namespace-max-bytes)`;
+      }
+      return undefined;
+    };
+    const problem = over(c.chosen);
+    let kept: LayerPolicy | undefined = c.chosen;
+    if (problem !== undefined) {
+      kept =
+        c.chosen === c.current && c.previous !== undefined && over(c.previous) === undefined
+          ? c.previous
+          : undefined;
+      refuse(c, { field: "spec", reason: "QuotaExceeded", message: problem }, kept);
+    }
+    if (kept !== undefined) {
+      u.policies += 1;
+      u.scopes += kept.scopes.length;
+      u.bytes += policyBytes(kept);
+    }
   }
-  for (const c of fresh) {
-    c.chosen = c.current;
-    const image = lockOut(candidates, input);
-    if (image !== undefined && (base === undefined || image.reference !== base.reference)) {
-      refuse(c, {
-        field: "spec",
-        reason: image.reason,
-        message:
-          `accepting this policy would reject ${image.reference} ` +
-          `(${image.reason === "WouldRejectOperator" ? "the operator's own image" : "the pause image"}) ` +
-          `in the cluster layer or in namespace ${input.operatorNamespace}`,
-      });
+}
+
+function unconditional(reqs: readonly Requirement[]): boolean {
+  return reqs.every((r) => r.kind === "accept");
+}
+
+function applies(image: ProtectedImage, namespace: string): boolean {
+  return image.namespaces === "all" || image.namespaces.includes(namespace);
+}
+
+function describeRequirements(reqs: readonly Requirement[]): string {
+  return reqs.some((r) => r.kind === "reject")
+    ? "rejects it"
+    : `requires ${[...new Set(reqs.map((r) => r.kind))].join(" and ")} for it`;
+}
+
+/** The protected images a layer's own decision does not accept unconditionally. A document is
+ * the AND of the cluster decision and (for <ns>.json) the namespace decision, and an AND accepts
+ * unconditionally exactly when both sides do: so cluster.json's exposures plus each namespace
+ * layer's own are every document's, and each layer can be checked on its own. */
+function layerExposures(
+  index: ScopeIndex,
+  ns: string | undefined,
+  images: readonly ProtectedImage[],
+): Exposure[] {
+  const out: Exposure[] = [];
+  for (const image of images) {
+    if (ns !== undefined && !applies(image, ns)) continue;
+    const reqs = decide(index, image.reference)?.entry.requirements ?? [];
+    if (unconditional(reqs)) continue;
+    const where = ns === undefined ? "cluster.json" : `${ns}.json (the ImagePolicies of ${ns})`;
+    out.push({
+      image,
+      namespace: ns,
+      message: `${where} ${describeRequirements(reqs)}: ${image.reference} (${image.what})`,
+    });
+  }
+  return out;
+}
+
+const exposureKey = (e: Exposure): string => `${e.namespace ?? ""}\n${e.image.reference}`;
+
+/** Rule 5. Accepts new forms one at a time (in key order) on top of the published ones, refusing
+ * each one whose acceptance would expose a protected image that was not exposed already: the
+ * cluster layer's, then each namespace layer's on its own (see layerExposures). What stays
+ * exposed without anything new (a deleted exception) is put on the policies that decide it. */
+function refuseLockOuts(candidates: Candidate[], input: PlanInput, warnings: string[]): void {
+  const images = input.protectedImages;
+  if (images.length === 0) return;
+  const layers = new Map<string | undefined, Candidate[]>();
+  for (const c of candidates) {
+    const list = layers.get(c.ref.namespace);
+    if (list === undefined) layers.set(c.ref.namespace, [c]);
+    else list.push(c);
+  }
+  const indexOf = (ns: string | undefined, list: readonly Candidate[]): ScopeIndex =>
+    indexLayer(
+      makeLayer(
+        ns,
+        list.flatMap((c) => (c.chosen === undefined ? [] : [c.chosen])),
+      ),
+    );
+  const byKey = new Map(candidates.map((c) => [outcomeKey(c.ref), c]));
+  for (const [ns, list] of layers) {
+    if (ns !== undefined && !images.some((i) => applies(i, ns))) continue;
+    const exposed = (): Exposure[] => layerExposures(indexOf(ns, list), ns, images);
+    if (exposed().length > 0) {
+      const fresh = list.filter(isFresh);
+      for (const c of fresh) c.chosen = c.previous;
+      const base = new Set(exposed().map(exposureKey));
+      for (const c of fresh) {
+        c.chosen = c.current;
+        const added = exposed().find((e) => !base.has(exposureKey(e)));
+        if (added !== undefined) {
+          refuse(
+            c,
+            {
+              field: "spec",
+              reason: added.image.reason,
+              message: `accepting this policy would no longer accept unconditionally ${added.image.reference}, ${added.image.what}: ${added.message}`,
+            },
+            c.previous,
+          );
+        }
+      }
+    }
+    const index = indexOf(ns, list);
+    for (const e of layerExposures(index, ns, images)) {
+      warnings.push(`protected image exposed: ${e.message}`);
+      for (const source of decide(index, e.image.reference)?.entry.sources ?? []) {
+        byKey.get(outcomeKey(source))?.exposures.push(e);
+      }
     }
   }
 }

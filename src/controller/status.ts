@@ -5,16 +5,14 @@
 
 import { z } from "zod";
 import { canonicalJson } from "../canonicalJson.ts";
+import {
+  hasAppliedCluster,
+  hasAppliedNamespace,
+  type Condition as ContractCondition,
+} from "../nodeStatus.ts";
 import type { Outcome, Refusal } from "./plan.ts";
 
-export interface Condition {
-  readonly type: "Compiled" | "Applied" | "Ready";
-  readonly status: "True" | "False" | "Unknown";
-  readonly observedGeneration?: number;
-  readonly lastTransitionTime: string;
-  readonly reason: string;
-  readonly message: string;
-}
+export type Condition = ContractCondition<"Compiled" | "Applied" | "Ready" | "LockOutRisk">;
 
 export interface Rollout {
   readonly nodesApplied: number;
@@ -76,9 +74,13 @@ export interface NodeView {
 }
 
 /** Where an object's layer is, for rollout: the cluster layer, or namespace N's. */
-export type LayerRef =
+export type LayerRef = (
   | { readonly kind: "cluster"; readonly revision: string }
-  | { readonly kind: "namespace"; readonly namespace: string; readonly revision: string };
+  | { readonly kind: "namespace"; readonly namespace: string; readonly revision: string }
+) & {
+  /** Why this revision could not be published (too large, refused by the API server). */
+  readonly publishError?: string;
+};
 
 /** docs/internals.md: the cluster layer at R when every value starts with R; namespace N at S
  * when "<N>.json" ends with ".S". */
@@ -90,20 +92,9 @@ export function nodeHasApplied(report: NodeReport | undefined, layer: LayerRef):
  * node of every layer in a status round). */
 function appliedTest(layer: LayerRef): (report: NodeReport | undefined) => boolean {
   if (layer.kind === "cluster") {
-    const revision = layer.revision;
-    return (report) => {
-      const applied = report?.appliedRevisions;
-      if (applied?.["cluster.json"] === undefined) return false;
-      for (const file in applied) {
-        if (!Object.hasOwn(applied, file)) continue;
-        if (applied[file]?.startsWith(revision) !== true) return false;
-      }
-      return true;
-    };
+    return (report) => hasAppliedCluster(report?.appliedRevisions, layer.revision);
   }
-  const file = `${layer.namespace}.json`;
-  const suffix = `.${layer.revision}`;
-  return (report) => report?.appliedRevisions[file]?.endsWith(suffix) === true;
+  return (report) => hasAppliedNamespace(report?.appliedRevisions, layer.namespace, layer.revision);
 }
 
 /** What one layer's rollout counts over a set of nodes. */
@@ -174,9 +165,12 @@ export function rolloutOf(fleet: Fleet, layer: LayerRef): Rollout {
 
 const MAX_MESSAGE = 32_000;
 
-function refusalMessage(refusals: readonly Refusal[]): string {
-  const text = refusals.map((r) => `${r.field}: ${r.message} (${r.reason})`).join("; ");
+function truncate(text: string): string {
   return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE - 3)}...` : text;
+}
+
+function refusalMessage(refusals: readonly Refusal[]): string {
+  return truncate(refusals.map((r) => `${r.field}: ${r.message} (${r.reason})`).join("; "));
 }
 
 function condition(
@@ -236,7 +230,17 @@ export function desiredStatus(
   const rollout = layer === undefined ? undefined : rolloutOf(fleet, layer);
   const crioApplied = layer === undefined ? 0 : fleet.tally(layer).crioApplied;
   let applied: Condition;
-  if (layer === undefined) {
+  if (layer?.publishError !== undefined) {
+    applied = condition(
+      previous,
+      "Applied",
+      "False",
+      "LayerNotPublished",
+      `revision ${layer.revision} of this policy's layer could not be published: ${layer.publishError}`,
+      g,
+      now,
+    );
+  } else if (layer === undefined) {
     applied = condition(
       previous,
       "Applied",
@@ -307,12 +311,35 @@ export function desiredStatus(
               g,
               now,
             );
+  // Present only while a protected image is exposed by what is published (a deleted or edited
+  // exception cannot be refused): the policies that now decide against it say so.
+  const exposures = outcome.exposures;
+  const [exposure] = exposures;
+  const lockOut =
+    exposure === undefined
+      ? []
+      : [
+          condition(
+            previous,
+            "LockOutRisk",
+            "True",
+            exposure.image.reason,
+            truncate(
+              `the published policies no longer accept unconditionally what the cluster must ` +
+                `keep pulling: ${[...new Set(exposures.map((e) => e.message))].join("; ")}`,
+            ),
+            g,
+            now,
+          ),
+        ];
   return {
     ...(g === undefined ? {} : { observedGeneration: g }),
-    conditions: [compiled, applied, ready],
+    conditions: [compiled, applied, ready, ...lockOut],
     ...(rollout === undefined ? {} : { rollout }),
   };
 }
+
+const OWN_CONDITIONS = new Set(["Compiled", "Applied", "Ready", "LockOutRisk"]);
 
 /** True when `desired` differs from what the object carries in the fields the controller owns. */
 export function statusChanged(
@@ -321,7 +348,7 @@ export function statusChanged(
 ): boolean {
   if (observed === undefined) return true;
   const ownConditions = (observed.conditions ?? [])
-    .filter((c) => c.type === "Compiled" || c.type === "Applied" || c.type === "Ready")
+    .filter((c) => OWN_CONDITIONS.has(c.type))
     .map((c) => ({
       type: c.type,
       status: c.status,

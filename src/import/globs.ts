@@ -61,9 +61,9 @@ function mapped(text: string, coverage: Coverage, missing?: string): GlobMapping
   const s = scopeOf(text);
   if (!s.ok) return refuse(s.reason);
   if (s.scope !== text) {
-    // This project reads docker.io/NAME as the Docker Hub short name docker.io/library/NAME.
+    // Every text built here is already in the scope's canonical form; refuse rather than guess.
     return refuse(
-      `the scope would be ${JSON.stringify(text)}, which this project reads as ${JSON.stringify(s.scope)}; a Docker Hub namespace cannot be a scope here: list its repositories (${DOCKER_HUB}/NAMESPACE/NAME@**)`,
+      `the scope would be ${JSON.stringify(text)}, which this project reads as ${JSON.stringify(s.scope)}`,
     );
   }
   return missing === undefined

@@ -16,7 +16,6 @@ import {
   imagePolicySchema,
   type AnyImagePolicy,
   type ClusterImagePolicy,
-  type ImagePolicy,
 } from "../api/types.ts";
 import { LATEST_KNOWN } from "../compiler/crioVersion.ts";
 import { compilePolicy, type SecretLookup } from "../compiler/validate.ts";
@@ -251,18 +250,23 @@ function compareOutput(a: AnyImagePolicy, b: AnyImagePolicy): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
+function convertedSchemaProblems(
+  source: SourceRef,
+  error: Parameters<typeof schemaProblems>[1],
+): ImportProblem[] {
+  return schemaProblems(source, error).map((p) => ({
+    ...p,
+    field: `(converted) ${p.field}`,
+    message: `the converted object fails this project's schema: ${p.message}`,
+  }));
+}
+
 /** Runs the output through this project's parser and validation, as `imagepolicy compile` would. */
 function validateOutput(out: Output, secrets: SecretLookup): ImportProblem[] {
   const schema =
     out.object.kind === "ClusterImagePolicy" ? clusterImagePolicySchema : imagePolicySchema;
   const parsed = schema.safeParse(out.object);
-  if (!parsed.success) {
-    return schemaProblems(out.source, parsed.error).map((p) => ({
-      ...p,
-      field: `(converted) ${p.field}`,
-      message: `the converted object fails this project's schema: ${p.message}`,
-    }));
-  }
+  if (!parsed.success) return convertedSchemaProblems(out.source, parsed.error);
   const compiled = compilePolicy(parsed.data, secrets, LATEST_KNOWN);
   if (compiled.ok) return [];
   // A Secret that was not in the input is checked by the controller once the user copies it.
@@ -363,15 +367,17 @@ export function importObjects(docs: readonly unknown[], opts: ImportOptions): Im
   }
 
   for (const o of os) {
-    const object: AnyImagePolicy =
+    // The OpenShift spec is carried over as it is; the API's parser types it (its unions are
+    // discriminated), and refuses what this project's API refuses (docs/api.md).
+    const parsed =
       o.kind === "ClusterImagePolicy"
-        ? ({
+        ? clusterImagePolicySchema.safeParse({
             apiVersion: "imagepolicy.dev/v1alpha1",
             kind: "ClusterImagePolicy",
             metadata: metadataFor(o.source, o.name),
             spec: o.spec,
-          } satisfies ClusterImagePolicy)
-        : ({
+          })
+        : imagePolicySchema.safeParse({
             apiVersion: "imagepolicy.dev/v1alpha1",
             kind: "ImagePolicy",
             metadata: {
@@ -379,8 +385,12 @@ export function importObjects(docs: readonly unknown[], opts: ImportOptions): Im
               namespace: o.namespace ?? "",
             },
             spec: o.spec,
-          } satisfies ImagePolicy);
-    outputs.push({ source: o.source, object, unseenSecrets: new Set(), copies: [] });
+          });
+    if (!parsed.success) {
+      problems.push(...convertedSchemaProblems(o.source, parsed.error));
+      continue;
+    }
+    outputs.push({ source: o.source, object: parsed.data, unseenSecrets: new Set(), copies: [] });
   }
   for (const w of nestedScopeWarnings(os)) warnings.push(w);
   if (os.some((o) => o.kind === "ImagePolicy")) {

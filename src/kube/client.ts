@@ -1,71 +1,42 @@
-// The one typed adapter around @kubernetes/client-node (docs/style.md habit 11). Everything the
-// controller and the agent do against the API server goes through KubeClient:
+// The one typed adapter around the Kubernetes API (docs/style.md habit 11). Everything the
+// controller and the agent do against the API server goes through a KubeApi; KubeClient is the
+// real one, on transport.ts (node:https, no client library: docs/scale.md has the numbers):
 //
 // - list / watch of any Resource as plain JSON (an informer's ListWatcher, see informer.ts);
-// - apply(obj, fieldManager): server-side apply (Content-Type application/apply-patch+yaml set
-//   explicitly: client-node would otherwise send a bare patch as a JSON patch), force=true;
-// - patchStatus: a JSON merge patch of the status subresource, optionally guarded by
-//   resourceVersion so a status computed from a stale cache fails with 409 instead of winning;
-// - delete, Events (events.k8s.io/v1) and Leases (coordination.k8s.io/v1).
+// - apply(obj, fieldManager): server-side apply, Content-Type application/apply-patch+yaml
+//   (a JSON body is YAML), force=true;
+// - patch / patchStatus: JSON merge patch (application/merge-patch+json) of an object or of its
+//   status subresource, optionally guarded by resourceVersion so a write computed from a stale
+//   cache fails with 409 instead of winning;
+// - get, create, replace (compare-and-swap on resourceVersion), delete; Events
+//   (events.k8s.io/v1) and Leases (coordination.k8s.io/v1) are plain resources.
 //
 // Skipping a write when nothing changed is the caller's job: it knows what it wants.
 
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest, type RequestOptions } from "node:https";
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  PatchStrategy,
-  Watch,
-  setHeaderOptions,
-} from "@kubernetes/client-node";
-import { z } from "zod";
-import {
-  KubeConfigError,
-  KubeError,
-  ResourceExpiredError,
-  describeFailure,
-  isNotFound,
-  statusOf,
-} from "./errors.ts";
+import { KubeError, ResourceExpiredError } from "./errors.ts";
+import type { KubeConfig } from "./kubeconfig.ts";
 import {
   apiVersionOf,
   collectionPath,
-  kubeObjectSchema,
+  objectPath,
+  parseKubeObject,
   resourceOf,
   type KubeObject,
+  type ObjectRef,
   type Resource,
 } from "./objects.ts";
+import { Transport, type ExternalKubeConfig, type TransportResponse } from "./transport.ts";
 
-export type KubeConfigSource =
-  { readonly kind: "file"; readonly path: string } | { readonly kind: "in-cluster" };
-
-/** Loads a kubeconfig file, or the in-cluster ServiceAccount configuration. */
-export function loadKubeConfig(source: KubeConfigSource): KubeConfig {
-  const kc = new KubeConfig();
-  try {
-    if (source.kind === "file") kc.loadFromFile(source.path);
-    else kc.loadFromCluster();
-  } catch (cause) {
-    throw new KubeConfigError(
-      source.kind === "file"
-        ? `cannot load kubeconfig ${source.path}: ${(cause as Error).message}`
-        : `cannot load the in-cluster configuration: ${(cause as Error).message}`,
-      { cause },
-    );
-  }
-  if (kc.getCurrentCluster() === null) {
-    throw new KubeConfigError("the kubeconfig has no current cluster");
-  }
-  return kc;
-}
+export { loadKubeConfig, type KubeConfigSource } from "./kubeconfig.ts";
+export type { ObjectRef } from "./objects.ts";
 
 export interface Selector {
   /** Only for namespaced resources; absent: all namespaces. */
   readonly namespace?: string;
   readonly labelSelector?: string;
   readonly fieldSelector?: string;
+  /** Objects per list page (default 500): smaller pages keep less of a list in memory at once. */
+  readonly pageSize?: number;
 }
 
 export interface ListResult {
@@ -77,10 +48,6 @@ export interface ListResult {
 export type WatchEvent =
   | { readonly type: "ADDED" | "MODIFIED" | "DELETED"; readonly object: KubeObject }
   | { readonly type: "BOOKMARK"; readonly resourceVersion: string };
-
-const bookmarkSchema = z.looseObject({
-  metadata: z.looseObject({ resourceVersion: z.string() }),
-});
 
 /** The two calls an informer makes; KubeClient.listWatcher gives the real one, tests a fake. */
 export interface ListWatcher {
@@ -95,41 +62,60 @@ export interface ListWatcher {
   ): Promise<void>;
 }
 
-export interface ObjectRef {
-  readonly name: string;
-  readonly namespace?: string | undefined;
-}
-
 export interface AppliedObject {
   readonly name: string;
   readonly namespace?: string | undefined;
   readonly resourceVersion: string;
 }
 
-const listSchema = z.looseObject({
-  metadata: z.looseObject({
-    resourceVersion: z.string().optional(),
-    continue: z.string().optional(),
-  }),
-  items: z.array(z.unknown()),
-});
-
-const statusSchema = z.looseObject({ code: z.number().optional(), message: z.string().optional() });
+/** What the operator's processes need of the API: the shell boundary. KubeClient is the real
+ * one; tests implement it (or the part they use) without a network. */
+export interface KubeApi {
+  list(resource: Resource, selector?: Selector, signal?: AbortSignal): Promise<ListResult>;
+  watch(
+    resource: Resource,
+    selector: Selector,
+    resourceVersion: string,
+    onEvent: (event: WatchEvent) => void,
+    signal: AbortSignal,
+  ): Promise<void>;
+  listWatcher(resource: Resource, selector?: Selector): ListWatcher;
+  apply(obj: KubeObject, fieldManager: string): Promise<AppliedObject>;
+  patch(
+    resource: Resource,
+    ref: ObjectRef,
+    body: unknown,
+    opts?: { readonly resourceVersion?: string | undefined },
+  ): Promise<AppliedObject>;
+  patchStatus(
+    resource: Resource,
+    ref: ObjectRef,
+    status: unknown,
+    opts?: { readonly resourceVersion?: string | undefined },
+  ): Promise<AppliedObject>;
+  delete(resource: Resource, ref: ObjectRef): Promise<boolean>;
+  get(resource: Resource, ref: ObjectRef): Promise<KubeObject | undefined>;
+  create(resource: Resource, obj: KubeObject): Promise<KubeObject>;
+  replace(resource: Resource, obj: KubeObject): Promise<KubeObject>;
+}
 
 const LIST_PAGE = 500;
-const REQUEST_TIMEOUT_MS = 60_000;
+/** The server ends a watch after this long (client-go picks 5 to 10 minutes at random). */
+const WATCH_SECONDS = 300;
+/** A watch that delivered nothing (not even a bookmark) for this long is presumed dead. */
+const WATCH_IDLE_MS = (WATCH_SECONDS + 60) * 1000;
 
-export class KubeClient {
-  readonly config: KubeConfig;
-  readonly #core: CoreV1Api;
-  readonly #custom: CustomObjectsApi;
-  readonly #watch: Watch;
+const APPLY = "application/apply-patch+yaml";
+const MERGE = "application/merge-patch+json";
+const JSON_TYPE = "application/json";
 
-  constructor(config: KubeConfig) {
-    this.config = config;
-    this.#core = config.makeApiClient(CoreV1Api);
-    this.#custom = config.makeApiClient(CustomObjectsApi);
-    this.#watch = new Watch(config);
+export class KubeClient implements KubeApi {
+  readonly #t: Transport;
+
+  /** `config`: from loadKubeConfig, or @kubernetes/client-node's KubeConfig (anything with a
+   * current cluster and applyToHTTPSOptions). */
+  constructor(config: KubeConfig | ExternalKubeConfig) {
+    this.#t = new Transport(config);
   }
 
   /** Lists every object (all pages) as plain JSON, each with apiVersion and kind set. */
@@ -142,109 +128,72 @@ export class KubeClient {
     let resourceVersion = "";
     let continueToken: string | undefined;
     do {
-      const query = new URLSearchParams({ limit: String(LIST_PAGE) });
+      const query = new URLSearchParams({ limit: String(selector.pageSize ?? LIST_PAGE) });
       if (selector.labelSelector !== undefined) query.set("labelSelector", selector.labelSelector);
       if (selector.fieldSelector !== undefined) query.set("fieldSelector", selector.fieldSelector);
       if (continueToken !== undefined) query.set("continue", continueToken);
       const path = `${collectionPath(resource, selector.namespace)}?${query.toString()}`;
-      const body = await this.#getJson(path, signal);
-      const parsed = listSchema.safeParse(body);
-      if (!parsed.success) {
-        throw new KubeError(`list ${path}: unexpected response`, { cause: parsed.error });
-      }
-      resourceVersion ||= parsed.data.metadata.resourceVersion ?? "";
-      for (const item of parsed.data.items) items.push(asObject(resource, item, `list ${path}`));
-      continueToken = parsed.data.metadata.continue || undefined;
+      const body = record(await this.#json("GET", path, { signal }), `list ${path}`);
+      const meta = record(body["metadata"] ?? {}, `list ${path}: metadata`);
+      const list = body["items"];
+      if (!Array.isArray(list)) throw new KubeError(`list ${path}: no items`, {});
+      resourceVersion ||= stringOr(meta["resourceVersion"], "");
+      for (const item of list) items.push(asObject(resource, item, `list ${path}`));
+      continueToken = stringOr(meta["continue"], "") || undefined;
     } while (continueToken !== undefined);
     return { items, resourceVersion };
   }
 
   /** Watches from `resourceVersion` with bookmarks; see ListWatcher.watch. */
-  watch(
+  async watch(
     resource: Resource,
     selector: Selector,
     resourceVersion: string,
     onEvent: (event: WatchEvent) => void,
     signal: AbortSignal,
   ): Promise<void> {
-    const path = collectionPath(resource, selector.namespace);
-    const query: Record<string, string | boolean> = {
+    if (signal.aborted) return;
+    const query = new URLSearchParams({
+      watch: "true",
       resourceVersion,
-      allowWatchBookmarks: true,
-    };
-    if (selector.labelSelector !== undefined) query["labelSelector"] = selector.labelSelector;
-    if (selector.fieldSelector !== undefined) query["fieldSelector"] = selector.fieldSelector;
-    return new Promise<void>((resolve, reject) => {
-      let failure: Error | undefined;
-      let controller: AbortController | undefined;
-      const onAbort = (): void => controller?.abort();
-      const finish = (err: unknown): void => {
-        signal.removeEventListener("abort", onAbort);
-        const e = failure ?? (err === null || err === undefined ? undefined : err);
-        if (e === undefined || isTimeout(e)) {
-          // The server closed the stream, or client-node's inactivity timer fired: resume.
-          resolve();
-        } else if (signal.aborted) {
-          resolve();
-        } else {
-          reject(
-            e instanceof KubeError
-              ? e
-              : new KubeError(describeFailure(`watch ${path}`, e), {
-                  cause: e,
-                  status: statusOf(e),
-                }),
-          );
-        }
-      };
-      const onLine = (type: string, object: unknown): void => {
-        if (failure !== undefined) return;
-        if (type === "ERROR") {
-          const status = statusSchema.safeParse(object);
-          const code = status.success ? status.data.code : undefined;
-          const message = status.success ? (status.data.message ?? "") : "";
-          failure =
-            code === 410
-              ? new ResourceExpiredError(`watch ${path}: ${message}`, { status: 410 })
-              : new KubeError(`watch ${path}: error event ${code ?? "?"}: ${message}`, {
-                  status: code,
-                });
-          controller?.abort();
-          return;
-        }
-        if (type !== "ADDED" && type !== "MODIFIED" && type !== "DELETED" && type !== "BOOKMARK") {
-          return;
-        }
-        if (type === "BOOKMARK") {
-          const b = bookmarkSchema.safeParse(object);
-          if (b.success) onEvent({ type, resourceVersion: b.data.metadata.resourceVersion });
-          return;
-        }
-        const parsed = kubeObjectSchema.safeParse(withDefaults(resource, object));
-        if (!parsed.success) {
-          failure = new KubeError(`watch ${path}: malformed ${type} object`, {
-            cause: parsed.error,
-          });
-          controller?.abort();
-          return;
-        }
-        onEvent({ type, object: parsed.data });
-      };
-      if (signal.aborted) {
-        resolve();
-        return;
-      }
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#watch.watch(path, query, onLine, finish).then(
-        (c) => {
-          controller = c;
-          if (signal.aborted) c.abort();
-        },
-        (err: unknown) => {
-          finish(err);
-        },
-      );
+      allowWatchBookmarks: "true",
+      timeoutSeconds: String(WATCH_SECONDS),
     });
+    if (selector.labelSelector !== undefined) query.set("labelSelector", selector.labelSelector);
+    if (selector.fieldSelector !== undefined) query.set("fieldSelector", selector.fieldSelector);
+    const path = `${collectionPath(resource, selector.namespace)}?${query.toString()}`;
+    const inner = new AbortController();
+    const onAbort = (): void => {
+      inner.abort();
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    let failure: Error | undefined;
+    let res: TransportResponse = { status: 200, text: "" };
+    try {
+      res = await this.#t.stream(
+        path,
+        (line) => {
+          const event = watchEvent(resource, path, line);
+          if (event instanceof Error) {
+            failure = event;
+            inner.abort();
+            return;
+          }
+          if (event !== undefined) onEvent(event);
+        },
+        inner.signal,
+        WATCH_IDLE_MS,
+      );
+    } catch (err) {
+      failure ??= err instanceof KubeError ? err : new KubeError(`watch ${path}`, { cause: err });
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+    if (failure !== undefined) {
+      // Stopping is not a failure; an error event, a malformed line or a broken stream is.
+      return aborted(signal) ? undefined : Promise.reject(failure);
+    }
+    if (res.status !== 200) fail(`watch ${path}`, res);
   }
 
   listWatcher(resource: Resource, selector: Selector = {}): ListWatcher {
@@ -256,29 +205,32 @@ export class KubeClient {
   }
 
   /** Server-side apply of `obj` (apiVersion, kind, metadata.name[, namespace] and the fields this
-   * manager owns), with force: the controller is the only writer of what it applies. */
+   * manager owns), with force: the caller is the only writer of what it applies. */
   async apply(obj: KubeObject, fieldManager: string): Promise<AppliedObject> {
-    const { name, namespace } = obj.metadata;
-    const t = this.#target(obj, { name, namespace }, "apply");
-    const options = setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
-    const result = await this.#call(t.what, async (): Promise<unknown> => {
-      if (t.kind === "configmap") {
-        const cm = await this.#core.patchNamespacedConfigMap(
-          { name, namespace: t.namespace, body: obj, fieldManager, force: true },
-          options,
-        );
-        return { metadata: { name, namespace, resourceVersion: cm.metadata?.resourceVersion } };
-      }
-      const args = { ...t.base, name, body: obj, fieldManager, force: true };
-      return t.namespace === undefined
-        ? this.#custom.patchClusterCustomObject(args, options)
-        : this.#custom.patchNamespacedCustomObject({ ...args, namespace: t.namespace }, options);
+    const { resource, ref, what } = this.#target(obj, obj.metadata, "apply");
+    const query = new URLSearchParams({ fieldManager, force: "true" });
+    const path = `${objectPath(resource, ref)}?${query.toString()}`;
+    const body = await this.#json("PATCH", path, {
+      body: JSON.stringify(obj),
+      contentType: APPLY,
+      what,
     });
-    return appliedFrom(t.resource, result, t.what);
+    return appliedFrom(resource, body, what);
   }
 
-  /** JSON merge patch of `{status}` on the status subresource of a custom resource. With
-   * `resourceVersion`, the patch fails with 409 if the object changed since it was read. */
+  /** JSON merge patch of an object. With `resourceVersion`, 409 if it changed meanwhile. */
+  async patch(
+    resource: Resource,
+    ref: ObjectRef,
+    body: unknown,
+    opts: { readonly resourceVersion?: string | undefined } = {},
+  ): Promise<AppliedObject> {
+    const t = this.#target(resource, ref, "patch");
+    return this.#merge(t.resource, objectPath(t.resource, ref), body, opts, t.what);
+  }
+
+  /** JSON merge patch of `{status}` on the status subresource. With `resourceVersion`, the
+   * patch fails with 409 if the object changed since it was read. */
   async patchStatus(
     resource: Resource,
     ref: ObjectRef,
@@ -286,112 +238,82 @@ export class KubeClient {
     opts: { readonly resourceVersion?: string | undefined } = {},
   ): Promise<AppliedObject> {
     const t = this.#target(resource, ref, "patch status of");
-    if (t.kind === "configmap") throw new KubeError(`${t.what}: no status subresource`, {});
-    const body = {
-      ...(opts.resourceVersion === undefined
-        ? {}
-        : { metadata: { resourceVersion: opts.resourceVersion } }),
-      status,
-    };
-    const options = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
-    const args = { ...t.base, name: ref.name, body };
-    const result = await this.#call(t.what, (): Promise<unknown> =>
-      t.namespace === undefined
-        ? this.#custom.patchClusterCustomObjectStatus(args, options)
-        : this.#custom.patchNamespacedCustomObjectStatus(
-            { ...args, namespace: t.namespace },
-            options,
-          ),
-    );
-    return appliedFrom(t.resource, result, t.what);
+    const path = `${objectPath(t.resource, ref)}/status`;
+    return this.#merge(t.resource, path, { status }, opts, t.what);
+  }
+
+  async #merge(
+    resource: Resource,
+    path: string,
+    body: unknown,
+    opts: { readonly resourceVersion?: string | undefined },
+    what: string,
+  ): Promise<AppliedObject> {
+    const guarded =
+      opts.resourceVersion === undefined
+        ? body
+        : { ...record(body, what), metadata: { resourceVersion: opts.resourceVersion } };
+    const result = await this.#json("PATCH", path, {
+      body: JSON.stringify(guarded),
+      contentType: MERGE,
+      what,
+    });
+    return appliedFrom(resource, result, what);
   }
 
   /** Deletes an object; false if it was already gone. */
   async delete(resource: Resource, ref: ObjectRef): Promise<boolean> {
     const t = this.#target(resource, ref, "delete");
-    try {
-      await this.#call(t.what, async (): Promise<unknown> => {
-        if (t.kind === "configmap") {
-          return this.#core.deleteNamespacedConfigMap({ name: ref.name, namespace: t.namespace });
-        }
-        const args = { ...t.base, name: ref.name };
-        return t.namespace === undefined
-          ? this.#custom.deleteClusterCustomObject(args)
-          : this.#custom.deleteNamespacedCustomObject({ ...args, namespace: t.namespace });
-      });
-      return true;
-    } catch (err) {
-      if (isNotFound(err)) return false;
-      throw new KubeError((err as Error).message, { cause: err, status: statusOf(err) });
-    }
+    const res = await this.#t.request("DELETE", objectPath(t.resource, ref));
+    if (res.status === 404) return false;
+    if (res.status < 200 || res.status >= 300) fail(t.what, res);
+    return true;
   }
 
-  /** Reads one object of a group resource (not core) as plain JSON; undefined if absent. */
+  /** Reads one object as plain JSON; undefined if absent. */
   async get(resource: Resource, ref: ObjectRef): Promise<KubeObject | undefined> {
     const t = this.#target(resource, ref, "get");
-    if (t.kind === "configmap") throw new KubeError(`${t.what}: use an informer`, {});
-    try {
-      const args = { ...t.base, name: ref.name };
-      const result = await this.#call(t.what, (): Promise<unknown> =>
-        t.namespace === undefined
-          ? this.#custom.getClusterCustomObject(args)
-          : this.#custom.getNamespacedCustomObject({ ...args, namespace: t.namespace }),
-      );
-      return asObject(resource, result, t.what);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw new KubeError((err as Error).message, { cause: err, status: statusOf(err) });
-    }
+    const res = await this.#t.request("GET", objectPath(t.resource, ref));
+    if (res.status === 404) return undefined;
+    return asObject(t.resource, ok(res, t.what), t.what);
   }
 
-  /** Creates an object of a group resource (not core) from plain JSON; 409 if it exists. */
+  /** Creates an object from plain JSON; 409 if it exists. */
   async create(resource: Resource, obj: KubeObject): Promise<KubeObject> {
     const t = this.#target(resource, obj.metadata, "create");
-    if (t.kind === "configmap") throw new KubeError(`${t.what}: use apply`, {});
-    const result = await this.#call(t.what, (): Promise<unknown> =>
-      t.namespace === undefined
-        ? this.#custom.createClusterCustomObject({ ...t.base, body: obj })
-        : this.#custom.createNamespacedCustomObject({
-            ...t.base,
-            namespace: t.namespace,
-            body: obj,
-          }),
+    const body = await this.#json(
+      "POST",
+      collectionPath(t.resource, obj.metadata.namespace ?? undefined),
+      { body: JSON.stringify(obj), contentType: JSON_TYPE, what: t.what },
     );
-    return asObject(resource, result, t.what);
+    return asObject(t.resource, body, t.what);
   }
 
-  /** Replaces an object of a group resource (not core); `metadata.resourceVersion` makes it a
-   * compare-and-swap (409 when it changed). */
+  /** Replaces an object; `metadata.resourceVersion` makes it a compare-and-swap (409 when it
+   * changed). */
   async replace(resource: Resource, obj: KubeObject): Promise<KubeObject> {
     const t = this.#target(resource, obj.metadata, "replace");
-    if (t.kind === "configmap") throw new KubeError(`${t.what}: use apply`, {});
-    const args = { ...t.base, name: obj.metadata.name, body: obj };
-    const result = await this.#call(t.what, (): Promise<unknown> =>
-      t.namespace === undefined
-        ? this.#custom.replaceClusterCustomObject(args)
-        : this.#custom.replaceNamespacedCustomObject({ ...args, namespace: t.namespace }),
-    );
-    return asObject(resource, result, t.what);
+    const body = await this.#json("PUT", objectPath(t.resource, obj.metadata), {
+      body: JSON.stringify(obj),
+      contentType: JSON_TYPE,
+      what: t.what,
+    });
+    return asObject(t.resource, body, t.what);
   }
 
-  /** Where an object lives: a ConfigMap (CoreV1Api) or a group resource (CustomObjectsApi, which
-   * serves any /apis/<group>/<version> path, built-in groups included, as plain JSON). */
+  /** Closes idle connections. */
+  close(): void {
+    this.#t.close();
+  }
+
   #target(
     resourceOrObject: Resource | KubeObject,
     ref: ObjectRef,
     verb: string,
-  ):
-    | { kind: "configmap"; what: string; resource: Resource; namespace: string }
-    | {
-        kind: "group";
-        what: string;
-        resource: Resource;
-        namespace: string | undefined;
-        base: { group: string; version: string; plural: string };
-      } {
+  ): { resource: Resource; ref: ObjectRef; what: string } {
     const resource =
       "metadata" in resourceOrObject ? resourceOf(resourceOrObject) : resourceOrObject;
-    const kind = "metadata" in resourceOrObject ? resourceOrObject.kind : resourceOrObject.kind;
+    const kind = resourceOrObject.kind;
     const what = `${verb} ${kind} ${ref.namespace === undefined ? "" : `${ref.namespace}/`}${ref.name}`;
     if (resource === undefined) throw new KubeError(`${what}: unknown resource`, {});
     if (resource.namespaced !== (ref.namespace !== undefined)) {
@@ -400,91 +322,118 @@ export class KubeClient {
         {},
       );
     }
-    if (resource.group === "") {
-      if (resource.plural !== "configmaps" || ref.namespace === undefined) {
-        throw new KubeError(`${what}: core resource not supported`, {});
-      }
-      return { kind: "configmap", what, resource, namespace: ref.namespace };
-    }
-    return {
-      kind: "group",
-      what,
-      resource,
-      namespace: ref.namespace,
-      base: { group: resource.group, version: resource.version, plural: resource.plural },
-    };
+    return { resource, ref: { name: ref.name, namespace: ref.namespace }, what };
   }
 
-  /** Runs one client-node call; anything it throws becomes a KubeError with the HTTP status. */
-  async #call(what: string, fn: () => Promise<unknown>): Promise<unknown> {
-    try {
-      return await fn();
-    } catch (cause) {
-      throw new KubeError(describeFailure(what, cause), { cause, status: statusOf(cause) });
-    }
-  }
-
-  async #getJson(path: string, signal: AbortSignal | undefined): Promise<unknown> {
-    const cluster = this.config.getCurrentCluster();
-    if (cluster === null) throw new KubeConfigError("the kubeconfig has no current cluster");
-    const url = new URL(cluster.server + path);
-    const options: RequestOptions = { method: "GET", headers: { Accept: "application/json" } };
-    await this.config.applyToHTTPSOptions(options);
-    const requestFn = url.protocol === "http:" ? httpRequest : httpsRequest;
-    const { status, text } = await new Promise<{ status: number; text: string }>(
-      (resolve, reject) => {
-        const req = requestFn(
-          url,
-          { ...options, timeout: REQUEST_TIMEOUT_MS, ...(signal === undefined ? {} : { signal }) },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on("data", (c: Buffer) => chunks.push(c));
-            res.on("error", reject);
-            res.on("end", () => {
-              resolve({
-                status: res.statusCode ?? 0,
-                text: Buffer.concat(chunks).toString("utf8"),
-              });
-            });
-          },
-        );
-        req.on("timeout", () => req.destroy(new KubeError(`GET ${path}: timeout`, {})));
-        req.on("error", reject);
-        req.end();
-      },
-    ).catch((cause: unknown) => {
-      throw new KubeError(`GET ${path}: ${(cause as Error).message}`, { cause });
-    });
-    if (status !== 200) {
-      let message = text.slice(0, 500);
-      try {
-        const s = statusSchema.safeParse(JSON.parse(text));
-        if (s.success && s.data.message !== undefined) message = s.data.message;
-      } catch {
-        // not JSON: keep the text
-      }
-      const err = `GET ${path}: HTTP ${status}: ${message}`;
-      if (status === 410) throw new ResourceExpiredError(err, { status });
-      throw new KubeError(err, { status });
-    }
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (cause) {
-      throw new KubeError(`GET ${path}: response is not JSON`, { cause, status });
-    }
+  async #json(
+    method: string,
+    path: string,
+    init: {
+      readonly body?: string;
+      readonly contentType?: string;
+      readonly signal?: AbortSignal | undefined;
+      readonly what?: string;
+    },
+  ): Promise<unknown> {
+    const what = init.what ?? `${method} ${path}`;
+    const res = await this.#t.request(method, path, init);
+    return ok(res, what);
   }
 }
 
-/** List items carry no apiVersion/kind for built-in types: fill them in from the resource. */
-function withDefaults(resource: Resource, item: unknown): unknown {
-  if (typeof item !== "object" || item === null) return item;
-  return { apiVersion: apiVersionOf(resource), kind: resource.kind, ...item };
+/** The parsed body of a 2xx answer, else a KubeError with the status and the server's message
+ * (ResourceExpiredError for 410). */
+function ok(res: TransportResponse, what: string): unknown {
+  if (res.status < 200 || res.status >= 300) fail(what, res);
+  try {
+    const body: unknown = JSON.parse(res.text);
+    return body;
+  } catch (cause) {
+    throw new KubeError(`${what}: response is not JSON`, { cause, status: res.status });
+  }
 }
 
+/** Read through a call: TypeScript narrows `signal.aborted` after one check, but it changes. */
+function aborted(signal: AbortSignal): boolean {
+  return signal.aborted;
+}
+
+/** Throws the KubeError of a failed answer: its status and the server's message. */
+function fail(what: string, res: TransportResponse): never {
+  let message = res.text.slice(0, 500);
+  try {
+    const status: unknown = JSON.parse(res.text);
+    const m: unknown =
+      typeof status === "object" && status !== null ? Reflect.get(status, "message") : "";
+    if (typeof m === "string" && m !== "") message = m;
+  } catch {
+    // not JSON: keep the text
+  }
+  const text = `${what}: HTTP ${res.status}: ${message}`;
+  if (res.status === 410) throw new ResourceExpiredError(text, { status: 410 });
+  throw new KubeError(text, { status: res.status });
+}
+
+/** One line of a watch stream: an event, nothing (an unknown type), or the error it reports. */
+function watchEvent(
+  resource: Resource,
+  path: string,
+  line: string,
+): WatchEvent | Error | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (cause) {
+    return new KubeError(`watch ${path}: a line is not JSON`, { cause });
+  }
+  if (typeof value !== "object" || value === null) {
+    return new KubeError(`watch ${path}: an event is not an object`, {});
+  }
+  const type: unknown = Reflect.get(value, "type");
+  const object: unknown = Reflect.get(value, "object");
+  if (type === "ERROR") {
+    const code: unknown =
+      typeof object === "object" && object !== null ? Reflect.get(object, "code") : undefined;
+    const message: unknown =
+      typeof object === "object" && object !== null ? Reflect.get(object, "message") : undefined;
+    const text = `watch ${path}: error event ${typeof code === "number" ? code : "?"}: ${typeof message === "string" ? message : ""}`;
+    return code === 410
+      ? new ResourceExpiredError(text, { status: 410 })
+      : new KubeError(text, { status: typeof code === "number" ? code : undefined });
+  }
+  if (type === "BOOKMARK") {
+    const meta: unknown =
+      typeof object === "object" && object !== null ? Reflect.get(object, "metadata") : undefined;
+    const rv: unknown =
+      typeof meta === "object" && meta !== null ? Reflect.get(meta, "resourceVersion") : undefined;
+    return typeof rv === "string" ? { type, resourceVersion: rv } : undefined;
+  }
+  if (type !== "ADDED" && type !== "MODIFIED" && type !== "DELETED") return undefined;
+  try {
+    return { type, object: asObject(resource, object, `watch ${path}: ${type}`) };
+  } catch (err) {
+    return err instanceof Error ? err : new KubeError(String(err), {});
+  }
+}
+
+function record(v: unknown, what: string): Readonly<Record<string, unknown>> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new KubeError(`${what}: expected a JSON object`, {});
+  }
+  return Object.fromEntries(Object.entries(v));
+}
+
+function stringOr(v: unknown, dflt: string): string {
+  return typeof v === "string" ? v : dflt;
+}
+
+/** A KubeObject from an answer; list items of built-in types lack apiVersion and kind. */
 function asObject(resource: Resource, item: unknown, what: string): KubeObject {
-  const parsed = kubeObjectSchema.safeParse(withDefaults(resource, item));
-  if (!parsed.success) throw new KubeError(`${what}: malformed object`, { cause: parsed.error });
-  return parsed.data;
+  try {
+    return parseKubeObject(item, { apiVersion: apiVersionOf(resource), kind: resource.kind });
+  } catch (cause) {
+    throw new KubeError(`${what}: malformed object: ${(cause as Error).message}`, { cause });
+  }
 }
 
 function appliedFrom(resource: Resource, result: unknown, what: string): AppliedObject {
@@ -494,8 +443,4 @@ function appliedFrom(resource: Resource, result: unknown, what: string): Applied
     namespace: o.metadata.namespace,
     resourceVersion: o.metadata.resourceVersion ?? "",
   };
-}
-
-function isTimeout(err: unknown): boolean {
-  return err instanceof Error && err.name === "TimeoutError";
 }

@@ -1,5 +1,5 @@
 // Errors of the Kubernetes adapter: Error subclasses with the HTTP status and the cause, so callers
-// test `isNotFound(err)` instead of reaching into client-node's exception shapes.
+// test `isNotFound(err)` instead of reaching into response shapes.
 
 export class KubeError extends Error {
   /** HTTP status of the failed request, when there was a response. */

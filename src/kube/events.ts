@@ -2,8 +2,8 @@
 // thrown, so an Event can never block a reconcile.
 
 import { randomBytes } from "node:crypto";
-import type { Logger } from "pino";
-import type { KubeClient } from "./client.ts";
+import type { Logger } from "./log.ts";
+import type { KubeApi } from "./client.ts";
 import type { Clock } from "./clock.ts";
 import { microTime } from "./leaderElection.ts";
 import { Resources } from "./objects.ts";
@@ -17,7 +17,7 @@ export interface EventTarget {
 }
 
 export interface EventRecorderOptions {
-  readonly client: KubeClient;
+  readonly client: Pick<KubeApi, "create">;
   /** reportingController, e.g. "imagepolicy.dev/controller". */
   readonly controller: string;
   /** reportingInstance, e.g. the pod name. */

@@ -1,4 +1,5 @@
-// The Kubernetes adapter used by the controller and the agent. Import from here.
+// The Kubernetes adapter of the controller and the agent: its whole public face. Import from
+// here, never from the files behind it.
 //
 //   const client = new KubeClient(loadKubeConfig({ kind: "file", path }));   // or in-cluster
 //
@@ -7,6 +8,7 @@
 //     name: "layers",
 //     source: client.listWatcher(Resources.configMaps, { namespace, labelSelector }),
 //     logger,
+//     transform: (o) => o,          // optional: what the cache keeps of each object
 //   });
 //   cms.onEvent((e) => queue.add("all"));
 //   cms.start(); await cms.waitForSync(); cms.list(); cms.get(name, namespace);
@@ -26,15 +28,15 @@
 //   // Keyed work queue with per-key dedupe and capped exponential backoff:
 //   const q = new WorkQueue<string>(); q.add(k); const k = await q.get(); ...; q.forget(k);
 //   q.done(k);   // or q.addRateLimited(k) on failure, then q.done(k)
+//
+// Code that depends on the API takes a KubeApi (or the Pick of it it uses), so tests pass fakes.
 
 export {
   KubeClient,
-  loadKubeConfig,
   type AppliedObject,
-  type KubeConfigSource,
+  type KubeApi,
   type ListResult,
   type ListWatcher,
-  type ObjectRef,
   type Selector,
   type WatchEvent,
 } from "./client.ts";
@@ -64,6 +66,14 @@ export {
   type InformerOptions,
 } from "./informer.ts";
 export {
+  KubeConfig,
+  loadKubeConfig,
+  type Credentials,
+  type KubeConfigSource,
+  type TlsSettings,
+} from "./kubeconfig.ts";
+export { type LogFn, type Logger } from "./log.ts";
+export {
   LeaderElectionConfigError,
   LeaderElector,
   kubeLeaseStore,
@@ -75,15 +85,18 @@ export {
   type StoredLease,
 } from "./leaderElection.ts";
 export {
+  ObjectShapeError,
   Resources,
   apiVersionOf,
   collectionPath,
-  kubeObjectSchema,
   objectKey,
-  objectMetaSchema,
+  objectPath,
+  parseKubeObject,
   resourceOf,
   type KubeObject,
   type ObjectMeta,
+  type ObjectRef,
   type Resource,
 } from "./objects.ts";
+export { type ExternalKubeConfig } from "./transport.ts";
 export { WorkQueue, type WorkQueueOptions } from "./workQueue.ts";

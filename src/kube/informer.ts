@@ -6,7 +6,7 @@
 // Handlers are called after the cache is updated, so a handler that reads the cache sees the
 // change. A re-list reports objects that disappeared meanwhile as deletions.
 
-import type { Logger } from "pino";
+import type { Logger } from "./log.ts";
 import type { ListWatcher, WatchEvent } from "./client.ts";
 import { systemDelay, type Delay } from "./clock.ts";
 import { isGone, ResourceExpiredError } from "./errors.ts";
@@ -28,6 +28,9 @@ export interface InformerOptions {
   /** First retry delay after an error (default 500 ms), doubled up to maxBackoffMs (30 s). */
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /** What the cache keeps of each object (client-go's SetTransform): e.g. without
+   * metadata.managedFields, or only the fields a process reads. Default: the object as sent. */
+  readonly transform?: (object: KubeObject) => KubeObject;
 }
 
 export class Informer {
@@ -37,7 +40,9 @@ export class Informer {
   readonly #delay: Delay;
   readonly #initialBackoffMs: number;
   readonly #maxBackoffMs: number;
+  readonly #transform: (object: KubeObject) => KubeObject;
   readonly #cache = new Map<string, KubeObject>();
+  #sorted: KubeObject[] | undefined;
   readonly #handlers = new Set<InformerHandler>();
   readonly #syncWaiters = new Set<() => void>();
   #abort: AbortController | undefined;
@@ -52,6 +57,7 @@ export class Informer {
     this.#delay = options.delay ?? systemDelay;
     this.#initialBackoffMs = options.initialBackoffMs ?? 500;
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.#transform = options.transform ?? ((o) => o);
   }
 
   /** Registers a handler; returns a function that removes it. */
@@ -90,11 +96,12 @@ export class Informer {
     return new Promise((resolve) => this.#syncWaiters.add(resolve));
   }
 
-  /** Every cached object, sorted by namespace/name. */
+  /** Every cached object, sorted by namespace/name (sorted once per change of the cache). */
   list(): KubeObject[] {
-    return [...this.#cache.entries()]
+    this.#sorted ??= [...this.#cache.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([, o]) => o);
+    return [...this.#sorted];
   }
 
   get(name: string, namespace?: string): KubeObject | undefined {
@@ -166,7 +173,8 @@ export class Informer {
   async #relist(signal: AbortSignal): Promise<void> {
     const result = await this.#source.list(signal);
     const seen = new Set<string>();
-    for (const object of result.items) {
+    for (const item of result.items) {
+      const object = this.#transform(item);
       const key = objectKey(object.metadata);
       seen.add(key);
       this.#upsert(key, object);
@@ -174,6 +182,7 @@ export class Informer {
     for (const [key, object] of [...this.#cache]) {
       if (!seen.has(key)) {
         this.#cache.delete(key);
+        this.#sorted = undefined;
         this.#emit({ type: "deleted", object });
       }
     }
@@ -190,11 +199,12 @@ export class Informer {
       this.#resourceVersion = event.resourceVersion;
       return;
     }
-    const object = event.object;
+    const object = this.#transform(event.object);
     const key = objectKey(object.metadata);
     if (event.type === "DELETED") {
       const old = this.#cache.get(key);
       this.#cache.delete(key);
+      this.#sorted = undefined;
       if (old !== undefined) this.#emit({ type: "deleted", object });
     } else {
       this.#upsert(key, object);
@@ -205,6 +215,7 @@ export class Informer {
   #upsert(key: string, object: KubeObject): void {
     const old = this.#cache.get(key);
     this.#cache.set(key, object);
+    this.#sorted = undefined;
     if (old === undefined) this.#emit({ type: "added", object });
     else if (old.metadata.resourceVersion !== object.metadata.resourceVersion) {
       this.#emit({ type: "updated", object, old });

@@ -10,9 +10,8 @@
 //
 // The Lease API is behind LeaseStore so the timing is unit-tested with a fake clock and store.
 
-import type { Logger } from "pino";
-import { z } from "zod";
-import type { KubeClient } from "./client.ts";
+import type { Logger } from "./log.ts";
+import type { KubeApi } from "./client.ts";
 import type { Clock, Delay } from "./clock.ts";
 import { KubeError, isConflict } from "./errors.ts";
 import { Resources, type KubeObject } from "./objects.ts";
@@ -301,38 +300,47 @@ export class LeaderElector {
   }
 }
 
-const leaseSchema = z.looseObject({
-  metadata: z.looseObject({ resourceVersion: z.string() }),
-  spec: z
-    .looseObject({
-      holderIdentity: z.string().optional(),
-      leaseDurationSeconds: z.number().int().optional(),
-      acquireTime: z.string().optional(),
-      renewTime: z.string().optional(),
-      leaseTransitions: z.number().int().optional(),
-    })
-    .optional(),
-});
+/** The Lease fields the elector reads; a field of the wrong type makes the Lease malformed. */
+function leaseOf(lease: KubeObject, what: string): StoredLease {
+  const version = lease.metadata.resourceVersion;
+  if (version === undefined) throw new KubeError(`${what} has no resourceVersion`, {});
+  const spec: unknown = lease["spec"] ?? {};
+  if (typeof spec !== "object" || spec === null) throw new KubeError(`${what}: spec`, {});
+  const field = (name: string, type: "string" | "number"): unknown => {
+    const v: unknown = Reflect.get(spec, name);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== type || (type === "number" && !Number.isInteger(v))) {
+      throw new KubeError(`${what} is malformed: spec.${name} is not a ${type}`, {});
+    }
+    return v;
+  };
+  const text = (name: string): string | undefined => {
+    const v = field(name, "string");
+    return typeof v === "string" ? v : undefined;
+  };
+  const int = (name: string): number => {
+    const v = field(name, "number");
+    return typeof v === "number" ? v : 0;
+  };
+  return {
+    version,
+    record: {
+      holderIdentity: text("holderIdentity") ?? "",
+      leaseDurationSeconds: int("leaseDurationSeconds"),
+      acquireTime: millis(text("acquireTime")),
+      renewTime: millis(text("renewTime")),
+      leaseTransitions: int("leaseTransitions"),
+    },
+  };
+}
 
 /** A LeaseStore on a real Lease object. */
-export function kubeLeaseStore(client: KubeClient, namespace: string, name: string): LeaseStore {
-  const toStored = (lease: KubeObject): StoredLease => {
-    const parsed = leaseSchema.safeParse(lease);
-    if (!parsed.success) {
-      throw new KubeError(`Lease ${namespace}/${name} is malformed`, { cause: parsed.error });
-    }
-    const spec = parsed.data.spec;
-    return {
-      version: parsed.data.metadata.resourceVersion,
-      record: {
-        holderIdentity: spec?.holderIdentity ?? "",
-        leaseDurationSeconds: spec?.leaseDurationSeconds ?? 0,
-        acquireTime: millis(spec?.acquireTime),
-        renewTime: millis(spec?.renewTime),
-        leaseTransitions: spec?.leaseTransitions ?? 0,
-      },
-    };
-  };
+export function kubeLeaseStore(
+  client: Pick<KubeApi, "get" | "create" | "replace">,
+  namespace: string,
+  name: string,
+): LeaseStore {
+  const toStored = (lease: KubeObject): StoredLease => leaseOf(lease, `Lease ${namespace}/${name}`);
   const body = (record: LeaseRecord, version?: string): KubeObject => ({
     apiVersion: "coordination.k8s.io/v1",
     kind: "Lease",

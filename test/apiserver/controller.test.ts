@@ -44,7 +44,7 @@ const RBAC = [
         resources: ["clusterimagepolicies/status", "imagepolicies/status"],
         verbs: ["patch"],
       },
-      { apiGroups: [""], resources: ["secrets", "nodes"], verbs: ["list", "watch"] },
+      { apiGroups: [""], resources: ["nodes"], verbs: ["list", "watch"] },
       { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create"] },
     ],
   },
@@ -87,6 +87,24 @@ const RBAC = [
     },
     subjects: [{ kind: "ServiceAccount", name: "imagepolicy-controller", namespace: NS }],
   },
+  // Lock-out protection of kube-system's pod images (--protected-namespace=kube-system).
+  {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "Role",
+    metadata: { name: "imagepolicy-controller-protected-pods", namespace: "kube-system" },
+    rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] }],
+  },
+  {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { name: "imagepolicy-controller-protected-pods", namespace: "kube-system" },
+    roleRef: {
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "Role",
+      name: "imagepolicy-controller-protected-pods",
+    },
+    subjects: [{ kind: "ServiceAccount", name: "imagepolicy-controller", namespace: NS }],
+  },
 ];
 
 function publicKey(): string {
@@ -94,9 +112,11 @@ function publicKey(): string {
   return Buffer.from(k.export({ type: "spki", format: "pem" }).toString()).toString("base64");
 }
 
-function privateKey(): string {
-  const { privateKey: k } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
-  return Buffer.from(k.export({ type: "pkcs8", format: "pem" }).toString()).toString("base64");
+/** A well-formed public key the compiler refuses (secp256k1). A private key is refused earlier,
+ * at admission (crds/), and never reaches the controller. */
+function unsupportedKey(): string {
+  const { publicKey: k } = generateKeyPairSync("ec", { namedCurve: "secp256k1" });
+  return Buffer.from(k.export({ type: "spki", format: "pem" }).toString()).toString("base64");
 }
 
 type RootOfTrust = Record<string, unknown>;
@@ -521,9 +541,9 @@ describe("controller (real kube-apiserver)", () => {
     expect(await a?.log()).toMatch(/"msg":"observed leader"/);
   });
 
-  it("refuses a private key with Compiled=False naming the field, keeping the last accepted form", async () => {
+  it("refuses a key it cannot use with Compiled=False naming the field, keeping the last accepted form", async () => {
     const before = layerOf("imagepolicy-layer-cluster")?.cm;
-    await apply(cip("signed", ["reg.example.com"], keyed(privateKey())));
+    await apply(cip("signed", ["reg.example.com"], keyed(unsupportedKey())));
     const s = await waitFor("refusal", 10_000, async () => {
       const st = await status("clusterImagePolicies", "signed");
       return condition(st, "Compiled")?.status === "False" ? st : undefined;
@@ -584,6 +604,26 @@ describe("controller (real kube-apiserver)", () => {
       "-n",
       "team",
       `--from-literal=cosign.pub=x`,
+    ]);
+    // The namespace grants the controller this one Secret (docs/install.md, "Keys in Secrets").
+    await kubectl([
+      "create",
+      "role",
+      "imagepolicy-keys",
+      "-n",
+      "team",
+      "--verb=get,list,watch",
+      "--resource=secrets",
+      "--resource-name=keys",
+    ]);
+    await kubectl([
+      "create",
+      "rolebinding",
+      "imagepolicy-keys",
+      "-n",
+      "team",
+      "--role=imagepolicy-keys",
+      `--serviceaccount=${NS}:imagepolicy-controller`,
     ]);
     const pem = (k: string): string => Buffer.from(k, "base64").toString("utf8");
     const secret = (k: string): KubeObject => ({

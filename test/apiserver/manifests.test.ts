@@ -52,9 +52,22 @@ const controllerTable: readonly Row[] = [
   ["watch", IP, "team-a", true],
   ["list", IPNS, "cluster", true],
   ["watch", IPNS, "cluster", true],
-  ["list", "secrets", "-A", true],
-  ["get", "secrets", "team-a", true],
   ["watch", "nodes", "cluster", true],
+  // Secrets: ClusterImagePolicy keys in its own namespace only; none elsewhere unless a namespace
+  // admin grants one by name (test/apiserver/attacks.test.ts).
+  ["get", "secrets", NS, true],
+  ["list", "secrets", NS, true],
+  ["watch", "secrets", NS, true],
+  ["list", "secrets", "-A", false],
+  ["get", "secrets", "team-a", false],
+  ["watch", "secrets", "team-a", false],
+  ["get", "secrets", "kube-system", false],
+  // Pods of kube-system, read for their images (lock-out protection); nothing else of pods.
+  ["list", "pods", "kube-system", true],
+  ["watch", "pods", "kube-system", true],
+  ["get", "pods", "kube-system", false],
+  ["list", "pods", "team-a", false],
+  ["list", "pods", "-A", false],
   // Status of the policy objects only.
   ["update", `${CIP}/status`, "cluster", true],
   ["patch", `${CIP}/status`, "cluster", true],
@@ -256,7 +269,7 @@ describe("install manifests (config/default, real kube-apiserver)", () => {
     expect([...kustomization.resources].sort()).toEqual(files);
   });
 
-  it("builds with kubectl kustomize: one image, every namespaced object in imagepolicy-system", async () => {
+  it("builds with kubectl kustomize: one image, every namespaced object in imagepolicy-system but the pod reader of kube-system", async () => {
     const out = await kubectlOk(["kustomize", path.join(ROOT, "config/default")]);
     const objects = parseAllDocuments(out).map((d) =>
       z
@@ -281,8 +294,10 @@ describe("install manifests (config/default, real kube-apiserver)", () => {
       "Namespace/imagepolicy-system",
       "Role/imagepolicy-agent",
       "Role/imagepolicy-controller",
+      "Role/imagepolicy-controller-protected-pods",
       "RoleBinding/imagepolicy-agent",
       "RoleBinding/imagepolicy-controller",
+      "RoleBinding/imagepolicy-controller-protected-pods",
       "ServiceAccount/imagepolicy-agent",
       "ServiceAccount/imagepolicy-controller",
       "ValidatingAdmissionPolicy/imagepolicy-agent-own-node-status",
@@ -298,9 +313,15 @@ describe("install manifests (config/default, real kube-apiserver)", () => {
     ]);
     for (const o of objects) {
       expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe(
-        clusterScoped.has(o.kind) ? undefined : NS,
+        clusterScoped.has(o.kind)
+          ? undefined
+          : o.metadata.name === "imagepolicy-controller-protected-pods"
+            ? "kube-system"
+            : NS,
       );
     }
+    // The admission policy names no namespace: it holds wherever the operator is installed.
+    expect(out).not.toMatch(/system:serviceaccount:imagepolicy-system/);
     // The controller's --operator-image is the image it runs, and the agent runs the same one.
     const container = z.object({
       name: z.string(),
@@ -590,6 +611,32 @@ describe("install manifests (config/default, real kube-apiserver)", () => {
       expect(other.stderr).toContain(
         "on node node-b may write only the ImagePolicyNodeStatus node-b",
       );
+    });
+
+    it("holds for the agent installed in another namespace (no namespace in its CEL)", async () => {
+      // What an install into `ops` gives the agent there: its ServiceAccount and the agent's
+      // ClusterRole. Its pod-bound token carries the node, impersonated here.
+      await kubectlOk(["create", "namespace", "ops"]);
+      await kubectlOk(["create", "serviceaccount", "imagepolicy-agent", "-n", "ops"]);
+      await kubectlOk([
+        "create",
+        "clusterrolebinding",
+        "imagepolicy-agent-ops",
+        "--clusterrole=imagepolicy-agent",
+        "--serviceaccount=ops:imagepolicy-agent",
+      ]);
+      const elsewhere = await kubeconfigWith("agent-elsewhere", (admin) => ({
+        ...admin,
+        as: "system:serviceaccount:ops:imagepolicy-agent",
+        "as-user-extra": { [NODE_NAME_EXTRA]: ["node-a"] },
+      }));
+      const forged = await patchStatus(elsewhere, "node-b");
+      expect(forged.code, describeResult(forged)).not.toBe(0);
+      expect(forged.stderr).toContain(
+        "may write only the ImagePolicyNodeStatus node-a, not node-b",
+      );
+      const own = await patchStatus(elsewhere, "node-a");
+      expect(own.code, describeResult(own)).toBe(0);
     });
 
     it("does not restrict other identities (the admin writes any node's status)", async () => {

@@ -6,6 +6,7 @@
 // The oracle for the node files is the offline compiler: after `kubectl apply -k config/samples`
 // every node must hold byte for byte what `imagepolicy compile -f config/samples` writes.
 
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -177,8 +178,11 @@ describe("controller and two agents on a real API server", () => {
 
   it("keeps the files and reports the field when an update is refused", async () => {
     const before = await Promise.all(NODES.map((n) => read(n, CLUSTER)));
-    const privateKey = Buffer.from(
-      "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIC3Lh0kQJ3x6tdBv2w7xpaIK3eZ9CIB+vxw4uI5xvGNE\n-----END PRIVATE KEY-----\n",
+    // A well-formed public key the compiler refuses (secp256k1): a private key is refused earlier,
+    // at admission, and would never reach the controller.
+    const { publicKey: k1 } = generateKeyPairSync("ec", { namedCurve: "secp256k1" });
+    const unsupportedKey = Buffer.from(
+      k1.export({ type: "spki", format: "pem" }).toString(),
     ).toString("base64");
     await kubectl(
       ["apply", "-f", "-"],
@@ -189,7 +193,7 @@ describe("controller and two agents on a real API server", () => {
         spec: {
           scopes: ["registry.example.com"],
           policy: {
-            rootOfTrust: { policyType: "PublicKey", publicKey: { keyData: privateKey } },
+            rootOfTrust: { policyType: "PublicKey", publicKey: { keyData: unsupportedKey } },
           },
         },
       }),

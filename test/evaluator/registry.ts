@@ -1,5 +1,5 @@
-// A throwaway local registry (docker-registry, distribution 2.8) on 127.0.0.1, plain HTTP,
-// storage in a directory the caller owns.
+// A throwaway local registry (docker-registry, distribution 2.8) on 127.0.0.1 (or another local
+// address), plain HTTP, storage in a directory the caller owns.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
@@ -12,7 +12,7 @@ export class RegistryError extends Error {
 }
 
 export interface RunningRegistry {
-  /** `127.0.0.1:<port>` */
+  /** `<address>:<port>` */
   readonly host: string;
   readonly port: number;
   stop(): Promise<void>;
@@ -24,11 +24,13 @@ export interface RegistryOptions {
   /** Empty directory for the configuration, the storage and the log. */
   readonly dir: string;
   readonly env: NodeJS.ProcessEnv;
+  /** Local address to listen on (default 127.0.0.1), e.g. a local node's veth address. */
+  readonly address?: string;
 }
 
-async function freePort(): Promise<number> {
+async function freePort(host: string): Promise<number> {
   const server = createServer();
-  server.listen(0, "127.0.0.1");
+  server.listen(0, host);
   await once(server, "listening");
   const address = server.address();
   server.close();
@@ -39,7 +41,7 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
-function config(storage: string, port: number): string {
+function config(storage: string, address: string, port: number): string {
   return [
     "version: 0.1",
     "log:",
@@ -52,7 +54,7 @@ function config(storage: string, port: number): string {
     "  delete:",
     "    enabled: true",
     "http:",
-    `  addr: 127.0.0.1:${port}`,
+    `  addr: ${address}:${port}`,
     // One instance, never behind a load balancer; a fixed secret silences the warning.
     "  secret: imagepolicy-operator-tests",
     "",
@@ -76,7 +78,8 @@ async function startOnce(
   attempt: number,
 ): Promise<RunningRegistry> {
   const configPath = path.join(options.dir, `config-${attempt}.yml`);
-  await writeFile(configPath, config(path.join(options.dir, "storage"), port));
+  const address = options.address ?? "127.0.0.1";
+  await writeFile(configPath, config(path.join(options.dir, "storage"), address, port));
   const child = spawn(options.binary, ["serve", configPath], {
     env: options.env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -92,7 +95,7 @@ async function startOnce(
     spawnError = err;
   });
 
-  const url = `http://127.0.0.1:${port}/v2/`;
+  const url = `http://${address}:${port}/v2/`;
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (spawnError !== undefined) {
@@ -116,7 +119,7 @@ async function startOnce(
     await delay(50);
   }
   return {
-    host: `127.0.0.1:${port}`,
+    host: `${address}:${port}`,
     port,
     stop: () => stopProcess(child),
   };
@@ -127,7 +130,7 @@ export async function startRegistry(options: RegistryOptions): Promise<RunningRe
   const errors: Error[] = [];
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(options, await freePort(), attempt);
+      return await startOnce(options, await freePort(options.address ?? "127.0.0.1"), attempt);
     } catch (err) {
       if (!(err instanceof RegistryError)) {
         throw new RegistryError("starting the registry failed", { cause: err });

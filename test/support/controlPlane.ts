@@ -1,18 +1,21 @@
-// A real local Kubernetes control plane for tests: etcd, kube-apiserver (RBAC on, loopback only)
-// and kube-controller-manager (namespace deletion, garbage collection, ServiceAccount tokens),
-// built by hack/tools/control-plane.sh and run as child processes with their logs under `dir`.
+// A real local Kubernetes control plane for tests: etcd, kube-apiserver (RBAC on, loopback by
+// default) and kube-controller-manager (namespace deletion, garbage collection, ServiceAccount
+// tokens), built by hack/tools/control-plane.sh and run as child processes with their logs under
+// `dir`. For a cluster with a real kubelet (test/support/node.ts) it also runs kube-scheduler,
+// listens on an address the node's network namespace reaches, publishes that address as the
+// `kubernetes` Service's endpoint, and issues client certificates for the node's components.
 //
 // Nothing here is skipped: a binary that cannot be built or a process that does not become ready
 // throws with the tail of its log.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { closeSync, mkdirSync, openSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { ManagedProcess } from "./managedProcess.ts";
 
 export interface CommandResult {
   readonly code: number;
@@ -27,6 +30,20 @@ export interface ControlPlaneOptions {
   readonly crdDir?: string;
   /** How long each process may take to become ready (default 120 s). */
   readonly readyTimeoutMs?: number;
+  /**
+   * The one address kube-apiserver listens on and advertises (default 127.0.0.1). A non-loopback
+   * address (a real node's pods dial it through the `kubernetes` Service) is also published as
+   * that Service's endpoint, which a loopback address cannot be.
+   */
+  readonly address?: string;
+  /** Path of a kube-scheduler binary to run too (hack/tools/kubelet.sh builds one). */
+  readonly scheduler?: string;
+}
+
+/** Identity of a client certificate: the user name (CN) and groups (O). */
+export interface ClientIdentity {
+  readonly user: string;
+  readonly groups?: readonly string[];
 }
 
 export interface ControlPlane {
@@ -36,8 +53,17 @@ export interface ControlPlane {
   readonly binDir: string;
   /** Admin kubeconfig (client certificate in group system:masters). */
   readonly kubeconfigPath: string;
-  /** API server URL, `https://127.0.0.1:<port>`. */
+  /** API server URL, `https://<address>:<port>`. */
   readonly server: string;
+  /** The cluster CA's certificate (PEM file): it signs every certificate here. */
+  readonly caCertPath: string;
+  /** The Service ClusterIP range (`--service-cluster-ip-range`). */
+  readonly serviceClusterIpRange: string;
+  /**
+   * Writes a kubeconfig at `file` holding a new client certificate for `identity`, signed by the
+   * cluster CA (e.g. `system:node:<name>` in `system:nodes` for a kubelet); returns `file`.
+   */
+  clientKubeconfig(file: string, identity: ClientIdentity): Promise<string>;
   /** Runs kubectl with the admin kubeconfig; never throws on a non-zero exit code. */
   kubectl(args: readonly string[], options?: { readonly stdin?: string }): Promise<CommandResult>;
   /**
@@ -79,6 +105,7 @@ const logTailLines = 60;
 // kube-apiserver stops listening at once on SIGTERM but then waits ~10 s+ for open watches to
 // drain; nothing here needs that drain, so processes get SIGKILL after this grace period.
 const stopGraceMs = 3_000;
+const serviceClusterIpRange = "10.96.0.0/16";
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const dir = path.resolve(opts.dir);
@@ -88,10 +115,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const binDir = await buildBinaries(dir);
   const kubernetesVersion = versionFromBinDir(binDir);
   const bin = (name: string): string => path.join(binDir, name);
+  const address = opts.address ?? "127.0.0.1";
+  const loopback = address === "127.0.0.1";
 
-  const pki = await createPki(dir);
-  const [etcdClientPort, etcdPeerPort, apiPort, kcmPort] = await freePorts(4);
-  const server = `https://127.0.0.1:${apiPort}`;
+  const pki = await createPki(dir, address);
+  const [etcdClientPort, etcdPeerPort, apiPort, kcmPort, schedulerPort] = await freePorts(5);
+  const server = `https://${address}:${apiPort}`;
 
   const kubeconfigPath = path.join(dir, "admin.kubeconfig");
   await writeKubeconfig(kubeconfigPath, server, pki.caCert, {
@@ -104,6 +133,19 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     "client-key-data": b64(pki.controllerManager.key),
   });
 
+  const clientKubeconfig = async (file: string, identity: ClientIdentity): Promise<string> => {
+    const subject = [...(identity.groups ?? []).map((g) => `/O=${g}`), `/CN=${identity.user}`];
+    const name = `client-${path.basename(file).replace(/[^A-Za-z0-9._-]/g, "_")}`;
+    const pair = await signedPair(path.join(dir, "pki"), name, subject.join(""), [
+      "extendedKeyUsage=clientAuth",
+    ]);
+    await writeKubeconfig(file, server, pki.caCert, {
+      "client-certificate-data": b64(await readFile(pair.cert, "utf8")),
+      "client-key-data": b64(await readFile(pair.key, "utf8")),
+    });
+    return file;
+  };
+
   const processes = new Set<ManagedProcess>();
   const killAllNow = (): void => {
     for (const p of processes) p.killNow();
@@ -111,7 +153,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   process.once("exit", killAllNow);
 
   const launch = (name: string, args: readonly string[]): ManagedProcess => {
-    const p = ManagedProcess.spawn(name, bin(name), args, path.join(dir, "logs", `${name}.log`));
+    const p = ManagedProcess.spawn(name, bin(name), args, path.join(dir, "logs", `${name}.log`), {
+      stopGraceMs,
+    });
     processes.add(p);
     return p;
   };
@@ -129,8 +173,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   ];
   const apiServerArgs = [
     `--etcd-servers=http://127.0.0.1:${etcdClientPort}`,
-    "--bind-address=127.0.0.1",
-    "--advertise-address=127.0.0.1",
+    `--bind-address=${address}`,
+    `--advertise-address=${address}`,
     `--secure-port=${apiPort}`,
     `--cert-dir=${path.join(dir, "apiserver-certs")}`,
     `--tls-cert-file=${pki.paths.apiServerCert}`,
@@ -140,9 +184,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
     `--service-account-key-file=${pki.paths.serviceAccountPublicKey}`,
     `--service-account-signing-key-file=${pki.paths.serviceAccountPrivateKey}`,
-    "--service-cluster-ip-range=10.96.0.0/16",
-    // The `kubernetes` Service's endpoints cannot name a loopback address.
-    "--endpoint-reconciler-type=none",
+    `--service-cluster-ip-range=${serviceClusterIpRange}`,
+    // The `kubernetes` Service's endpoints cannot name a loopback address; any other address is
+    // published there (the default lease reconciler), so pods reach this API server.
+    ...(loopback ? ["--endpoint-reconciler-type=none"] : []),
+    // Kubelets may modify only their own Node and their pods (with the Node authorizer above).
+    "--enable-admission-plugins=NodeRestriction",
+    // Logs, exec and port-forward through a kubelet: the kubelet authenticates this certificate
+    // against the cluster CA, and authorizes it (system:masters) through the API server.
+    `--kubelet-client-certificate=${pki.paths.kubeletClientCert}`,
+    `--kubelet-client-key=${pki.paths.kubeletClientKey}`,
+    "--kubelet-preferred-address-types=InternalIP",
     "--allow-privileged=true",
     "--profiling=false",
   ];
@@ -169,13 +221,20 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     }
     const p = launch("kube-apiserver", apiServerArgs);
     apiServer = p;
-    await p.waitReady(readyTimeoutMs, () =>
-      httpsOk(`${server}/readyz`, {
-        ca: pki.caCert,
-        cert: pki.admin.cert,
-        key: pki.admin.key,
-      }),
-    );
+    await p
+      .waitReady(readyTimeoutMs, () =>
+        httpsOk(`${server}/readyz`, {
+          ca: pki.caCert,
+          cert: pki.admin.cert,
+          key: pki.admin.key,
+        }),
+      )
+      .catch(async (error: unknown) => {
+        await p.stop();
+        throw new ControlPlaneStartError(error instanceof Error ? error.message : String(error), {
+          cause: error,
+        });
+      });
   };
   const stopApiServer = async (): Promise<void> => {
     if (apiServer === undefined) return;
@@ -213,6 +272,35 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await kcm.waitReady(readyTimeoutMs, () =>
       httpsOk(`https://127.0.0.1:${kcmPort}/healthz`, { rejectUnauthorized: false }),
     );
+    if (opts.scheduler !== undefined) {
+      const schedulerKubeconfig = await clientKubeconfig(
+        path.join(dir, "kube-scheduler.kubeconfig"),
+        { user: "system:kube-scheduler" },
+      );
+      const scheduler = ManagedProcess.spawn(
+        "kube-scheduler",
+        opts.scheduler,
+        [
+          `--kubeconfig=${schedulerKubeconfig}`,
+          `--authentication-kubeconfig=${schedulerKubeconfig}`,
+          `--authorization-kubeconfig=${schedulerKubeconfig}`,
+          "--bind-address=127.0.0.1",
+          `--secure-port=${schedulerPort}`,
+          `--cert-dir=${path.join(dir, "kube-scheduler-certs")}`,
+          "--leader-elect=false",
+          "--profiling=false",
+        ],
+        path.join(dir, "logs", "kube-scheduler.log"),
+        { stopGraceMs },
+      );
+      processes.add(scheduler);
+      await scheduler.waitReady(readyTimeoutMs, () =>
+        httpsOk(`https://127.0.0.1:${schedulerPort}/healthz`, { rejectUnauthorized: false }),
+      );
+    }
+    // The ServiceAccount admission plugin refuses pods until the token controller has created
+    // a namespace's `default` ServiceAccount; callers create pods in kube-system right away.
+    await waitForDefaultServiceAccount(kubectl, "kube-system", readyTimeoutMs);
     if (opts.crdDir !== undefined) await installCrds(kubectl, path.resolve(opts.crdDir));
   } catch (error) {
     await stop();
@@ -275,6 +363,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     binDir,
     kubeconfigPath,
     server,
+    caCertPath: pki.paths.caCert,
+    serviceClusterIpRange,
+    clientKubeconfig,
     kubectl,
     serviceAccountKubeconfig,
     registerNode,
@@ -330,103 +421,6 @@ async function installCrds(
 
 // ---------------------------------------------------------------------------------------------
 // Processes
-
-class ManagedProcess {
-  #exitCode: number | null | undefined = undefined;
-  readonly #exitedPromise: Promise<void>;
-
-  readonly name: string;
-  readonly logPath: string;
-  readonly #child: ChildProcess;
-
-  private constructor(name: string, logPath: string, child: ChildProcess) {
-    this.name = name;
-    this.logPath = logPath;
-    this.#child = child;
-    this.#exitedPromise = new Promise((resolve) => {
-      child.once("exit", (code, signal) => {
-        this.#exitCode = code ?? (signal === null ? -1 : -2);
-        resolve();
-      });
-      child.once("error", () => {
-        this.#exitCode ??= -1;
-        resolve();
-      });
-    });
-  }
-
-  static spawn(
-    name: string,
-    file: string,
-    args: readonly string[],
-    logPath: string,
-  ): ManagedProcess {
-    // Opened synchronously: spawn needs a file descriptor.
-    const logFd = openLogSync(logPath);
-    try {
-      // setpriv --pdeathsig: the kernel kills the child if this process dies without cleaning up.
-      const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", file, ...args], {
-        stdio: ["ignore", logFd, logFd],
-      });
-      return new ManagedProcess(name, logPath, child);
-    } finally {
-      closeSync(logFd);
-    }
-  }
-
-  get exited(): boolean {
-    return this.#exitCode !== undefined;
-  }
-
-  async waitReady(timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let lastError: unknown;
-    while (Date.now() < deadline) {
-      if (this.exited) {
-        throw new ControlPlaneStartError(
-          `${this.name} exited (code ${String(this.#exitCode)}) before becoming ready; ` +
-            `log ${this.logPath}:\n${await this.logTail()}`,
-        );
-      }
-      try {
-        if (await probe()) return;
-      } catch (error) {
-        lastError = error;
-      }
-      await delay(250);
-    }
-    await this.stop();
-    throw new ControlPlaneStartError(
-      `${this.name} did not become ready within ${timeoutMs} ms; log ${this.logPath}:\n${await this.logTail()}`,
-      { cause: lastError },
-    );
-  }
-
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    this.#child.kill("SIGTERM");
-    const timer = setTimeout(() => this.#child.kill("SIGKILL"), stopGraceMs);
-    await this.#exitedPromise;
-    clearTimeout(timer);
-  }
-
-  killNow(): void {
-    if (!this.exited) this.#child.kill("SIGKILL");
-  }
-
-  private async logTail(): Promise<string> {
-    try {
-      return tail(await readFile(this.logPath, "utf8"), logTailLines);
-    } catch (error) {
-      return `(cannot read log: ${String(error)})`;
-    }
-  }
-}
-
-function openLogSync(logPath: string): number {
-  mkdirSync(path.dirname(logPath), { recursive: true });
-  return openSync(logPath, "a");
-}
 
 function runCommand(file: string, args: readonly string[], stdin?: string): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
@@ -535,6 +529,8 @@ interface Pki {
   readonly admin: KeyPair;
   readonly controllerManager: KeyPair;
   readonly paths: {
+    readonly kubeletClientCert: string;
+    readonly kubeletClientKey: string;
     readonly caCert: string;
     readonly caKey: string;
     readonly apiServerCert: string;
@@ -544,7 +540,7 @@ interface Pki {
   };
 }
 
-async function createPki(dir: string): Promise<Pki> {
+async function createPki(dir: string, address: string): Promise<Pki> {
   const pkiDir = path.join(dir, "pki");
   await mkdir(pkiDir, { recursive: true });
   const p = (name: string): string => path.join(pkiDir, name);
@@ -572,9 +568,16 @@ async function createPki(dir: string): Promise<Pki> {
   ]);
   const apiServer = await signedPair(pkiDir, "apiserver", "/CN=kube-apiserver", [
     "extendedKeyUsage=serverAuth",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default," +
+    `subjectAltName=IP:127.0.0.1,${address === "127.0.0.1" ? "" : `IP:${address},`}` +
+      "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default," +
       "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1",
   ]);
+  const kubeletClient = await signedPair(
+    pkiDir,
+    "apiserver-kubelet-client",
+    "/O=system:masters/CN=kube-apiserver-kubelet-client",
+    ["extendedKeyUsage=clientAuth"],
+  );
   const admin = await signedPair(pkiDir, "admin", "/O=system:masters/CN=kubernetes-admin", [
     "extendedKeyUsage=clientAuth",
   ]);
@@ -601,6 +604,8 @@ async function createPki(dir: string): Promise<Pki> {
       key: await readFile(controllerManager.key, "utf8"),
     },
     paths: {
+      kubeletClientCert: kubeletClient.cert,
+      kubeletClientKey: kubeletClient.key,
       caCert: p("ca.crt"),
       caKey: p("ca.key"),
       apiServerCert: apiServer.cert,
@@ -688,4 +693,22 @@ async function writeKubeconfig(
     "current-context": "local",
   };
   await writeFile(file, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+}
+
+async function waitForDefaultServiceAccount(
+  kubectl: (args: readonly string[]) => Promise<CommandResult>,
+  namespace: string,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await kubectl(["get", "serviceaccount", "default", "-n", namespace, "-o", "name"]);
+    if (r.code === 0) return;
+    if (Date.now() > deadline) {
+      throw new ControlPlaneError(
+        `ServiceAccount ${namespace}/default was not created within ${String(timeoutMs)} ms: ${r.stderr}`,
+      );
+    }
+    await delay(200);
+  }
 }

@@ -11,18 +11,15 @@
 //
 // Nothing here is skipped: a binary that cannot be built or a CRI-O that does not become ready
 // throws with the tail of its log.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
+import { killCgroupTree } from "./cgroups.ts";
+import { execTool, type CommandResult } from "./execTool.ts";
 
-export interface CommandResult {
-  /** Exit code; null when the process was killed by a signal (timeout). */
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+export type { CommandResult };
+import { setTimeout as delay } from "node:timers/promises";
 
 export interface PullResult {
   readonly ok: boolean;
@@ -143,14 +140,18 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
 
   await writeFile(
     configFile,
-    crioConf({
+    crioConfig({
       dir,
       socket,
       binDir,
+      storageDriver: "vfs",
       signaturePolicy: path.resolve(opts.signaturePolicy),
       signaturePolicyDir: path.resolve(opts.signaturePolicyDir),
-      pauseImage: opts.pauseImage,
-      pauseCommand: opts.pauseCommand,
+      ...(opts.pauseImage === undefined ? {} : { pauseImage: opts.pauseImage }),
+      pauseCommand: opts.pauseCommand ?? "",
+      streamAddress: "127.0.0.1",
+      logDir: d("pod-logs"),
+      cni: { networkDir: d("cni", "net.d"), pluginDirs: [d("cni", "bin")] },
     }),
   );
   await writeFile(
@@ -228,7 +229,7 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
   let stopped = false;
   const killNow = (): void => {
     killGroup(pid, "SIGKILL");
-    killCgroup(cgroupParent);
+    killCgroupTree(cgroupParent);
   };
   process.once("exit", killNow);
 
@@ -236,7 +237,7 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
     args: readonly string[],
     options: { readonly timeoutMs?: number } = {},
   ): Promise<CommandResult> =>
-    run(bin("crictl"), ["--config", crictlConfig, ...args], {
+    execTool(bin("crictl"), ["--config", crictlConfig, ...args], {
       env,
       timeoutMs: options.timeoutMs ?? 180_000,
     });
@@ -255,7 +256,7 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
       if (timedOut) killGroup(pid, "SIGKILL");
       await Promise.race([exitPromise, delay(5_000)]);
     }
-    killCgroup(cgroupParent);
+    killCgroupTree(cgroupParent);
     process.removeListener("exit", killNow);
   };
 
@@ -327,7 +328,7 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
   };
 
   const configInfo = async (): Promise<string> => {
-    const r = await run(
+    const r = await execTool(
       bin("crio"),
       ["--config", configFile, "--config-dir", configDir, "status", "--socket", socket, "config"],
       { env, timeoutMs: 30_000 },
@@ -354,7 +355,7 @@ export async function startCrio(opts: CrioOptions): Promise<Crio> {
 }
 
 async function buildBinaries(): Promise<string> {
-  const r = await run(buildScript, [], { env: process.env, timeoutMs: 3_600_000 });
+  const r = await execTool(buildScript, [], { env: process.env, timeoutMs: 3_600_000 });
   const binDir = r.stdout.trim().split("\n").at(-1) ?? "";
   if (r.code !== 0 || binDir === "") {
     throw new CrioBuildError(
@@ -368,23 +369,43 @@ function tomlString(s: string): string {
   return JSON.stringify(s);
 }
 
-function crioConf(c: {
-  dir: string;
-  socket: string;
-  binDir: string;
-  signaturePolicy: string;
-  signaturePolicyDir: string;
-  pauseImage: string | undefined;
-  pauseCommand: string | undefined;
-}): string {
+/** What differs between the CRI-O configurations generated here (e2e and the local node). */
+export interface CrioConfig {
+  /** State directory: storage, runtime state, exits, namespaces. */
+  readonly dir: string;
+  readonly socket: string;
+  /** Directory of crio, pinns, runc, crun and conmon (hack/tools/crio.sh). */
+  readonly binDir: string;
+  /** The `runc` runtime's binary (default `<binDir>/runc`). */
+  readonly runcPath?: string;
+  /** vfs works everywhere; overlay shares the image's layers between containers. */
+  readonly storageDriver: "vfs" | "overlay";
+  /** `signature_policy`; omitted, CRI-O's default (/etc/containers/policy.json) applies. */
+  readonly signaturePolicy?: string;
+  readonly signaturePolicyDir?: string;
+  readonly pauseImage?: string;
+  readonly pauseCommand?: string;
+  /** Address of the streaming server (exec, attach, port-forward). */
+  readonly streamAddress: string;
+  /** Default directory of the containers' logs (the kubelet passes its own per pod). */
+  readonly logDir: string;
+  readonly cni: { readonly networkDir: string; readonly pluginDirs: readonly string[] };
+  /** Needs iptables; off unless asked for. */
+  readonly hostPortMapping?: boolean;
+}
+
+/** A complete CRI-O configuration file (TOML). */
+export function crioConfig(c: CrioConfig): string {
   const d = (...parts: string[]): string => tomlString(path.join(c.dir, ...parts));
   const b = (name: string): string => tomlString(path.join(c.binDir, name));
+  const optional = (key: string, value: string | undefined): string =>
+    value === undefined ? "" : `${key} = ${tomlString(value)}\n`;
   return `# Generated by test/support/crio.ts
 [crio]
 root = ${d("storage")}
 runroot = ${d("run", "storage")}
-storage_driver = "vfs"
-log_dir = ${d("pod-logs")}
+storage_driver = ${tomlString(c.storageDriver)}
+log_dir = ${tomlString(c.logDir)}
 version_file = ${d("run", "version")}
 version_file_persist = ${d("version-persist")}
 clean_shutdown_file = ${d("clean.shutdown")}
@@ -393,7 +414,7 @@ internal_repair = false
 
 [crio.api]
 listen = ${tomlString(c.socket)}
-stream_address = "127.0.0.1"
+stream_address = ${tomlString(c.streamAddress)}
 stream_port = "0"
 
 [crio.runtime]
@@ -412,11 +433,13 @@ decryption_keys_path = ${d("keys")}
 irqbalance_config_file = ${d("irqbalance")}
 irqbalance_config_restore_file = ""
 default_sysctls = []
-# Needs iptables or nft, absent here; tests use no host ports.
-disable_hostport_mapping = true
+# No infra (pause) container for pods that do not share their PID namespace: CRI-O then creates
+# the pod's namespaces with pinns alone. The infra container asks for oom_score_adj -998.
+drop_infra_ctr = true
+disable_hostport_mapping = ${c.hostPortMapping === true ? "false" : "true"}
 
 [crio.runtime.runtimes.runc]
-runtime_path = ${b("runc")}
+runtime_path = ${c.runcPath === undefined ? b("runc") : tomlString(c.runcPath)}
 runtime_type = "oci"
 runtime_root = ${d("runc")}
 monitor_path = ${b("conmon")}
@@ -430,14 +453,11 @@ monitor_path = ${b("conmon")}
 monitor_cgroup = "pod"
 
 [crio.image]
-signature_policy = ${tomlString(c.signaturePolicy)}
-signature_policy_dir = ${tomlString(c.signaturePolicyDir)}
-big_files_temporary_dir = ${d("tmp")}
-${c.pauseImage === undefined ? "" : `pause_image = ${tomlString(c.pauseImage)}\n`}pause_command = ${tomlString(c.pauseCommand ?? "")}
-
+${optional("signature_policy", c.signaturePolicy)}${optional("signature_policy_dir", c.signaturePolicyDir)}big_files_temporary_dir = ${d("tmp")}
+${optional("pause_image", c.pauseImage)}${optional("pause_command", c.pauseCommand)}
 [crio.network]
-network_dir = ${d("cni", "net.d")}
-plugin_dirs = [${d("cni", "bin")}]
+network_dir = ${tomlString(c.cni.networkDir)}
+plugin_dirs = [${c.cni.pluginDirs.map(tomlString).join(", ")}]
 
 [crio.metrics]
 enable_metrics = false
@@ -450,10 +470,20 @@ enable_nri = false
 `;
 }
 
-function registriesConf(insecure: readonly string[]): string {
+/** A registry of registries.conf: plain HTTP allowed; `prefix` pulls go to `location`. */
+export interface RegistryEntry {
+  readonly location: string;
+  readonly prefix?: string;
+}
+
+/** registries.conf: no short-name search; every entry insecure (plain HTTP). */
+export function registriesConf(entries: readonly (string | RegistryEntry)[]): string {
   const lines = ["# Generated by test/support/crio.ts", "unqualified-search-registries = []", ""];
-  for (const location of insecure) {
-    lines.push("[[registry]]", `location = ${tomlString(location)}`, "insecure = true", "");
+  for (const entry of entries) {
+    const e = typeof entry === "string" ? { location: entry } : entry;
+    lines.push("[[registry]]");
+    if (e.prefix !== undefined) lines.push(`prefix = ${tomlString(e.prefix)}`);
+    lines.push(`location = ${tomlString(e.location)}`, "insecure = true", "");
   }
   return lines.join("\n");
 }
@@ -483,92 +513,6 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   } catch {
     // already gone
   }
-}
-
-/** Kills every process in the pods' cgroup and removes it, in every hierarchy (v1 or v2). */
-function killCgroup(parent: string): void {
-  const roots = ["/sys/fs/cgroup"];
-  try {
-    for (const e of readdirSync("/sys/fs/cgroup", { withFileTypes: true })) {
-      if (e.isDirectory()) roots.push(path.join("/sys/fs/cgroup", e.name));
-    }
-  } catch {
-    // no cgroup filesystem
-  }
-  for (const root of roots) {
-    const top = path.join(root, parent);
-    const dirs: string[] = [];
-    const walk = (p: string): void => {
-      let entries;
-      try {
-        entries = readdirSync(p, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      dirs.push(p);
-      for (const e of entries) if (e.isDirectory()) walk(path.join(p, e.name));
-    };
-    walk(top);
-    for (const p of dirs) {
-      let procs: string;
-      try {
-        procs = readFileSync(path.join(p, "cgroup.procs"), "utf8");
-      } catch {
-        continue;
-      }
-      for (const line of procs.split("\n")) {
-        const n = Number(line);
-        if (Number.isInteger(n) && n > 0) {
-          try {
-            process.kill(n, "SIGKILL");
-          } catch {
-            // already gone
-          }
-        }
-      }
-    }
-    for (const p of dirs.reverse()) {
-      try {
-        rmdirSync(p);
-      } catch {
-        // still busy or not ours to remove
-      }
-    }
-  }
-}
-
-function run(
-  file: string,
-  args: readonly string[],
-  options: { readonly env: NodeJS.ProcessEnv; readonly timeoutMs: number },
-): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
-      {
-        env: options.env,
-        timeout: options.timeoutMs,
-        maxBuffer: 64 * 1024 * 1024,
-        encoding: "utf8",
-      },
-      (err, stdout, stderr) => {
-        if (err === null) {
-          resolve({ code: 0, stdout, stderr });
-          return;
-        }
-        if (typeof err.code === "number") {
-          resolve({ code: err.code, stdout, stderr });
-          return;
-        }
-        if (err.killed === true || err.signal !== undefined) {
-          resolve({ code: null, stdout, stderr });
-          return;
-        }
-        reject(new CrioCommandError(`cannot run ${file}`, { cause: err }));
-      },
-    );
-  });
 }
 
 async function tail(file: string, lines = logTailLines): Promise<string> {

@@ -10,13 +10,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments, parseDocument } from "yaml";
+import { renderCrds } from "../../hack/gen-crds.ts";
 import {
   DNS1123_SUBDOMAIN_REGEX,
   REFERENCE_REGEX,
+  REPOSITORY_PREFIX_REGEX,
   REPOSITORY_REGEX,
   SCOPE_REGEX,
-  renderCrds,
-} from "../../hack/gen-crds.ts";
+} from "../../src/api/patterns.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const CRD_FILES = [
@@ -190,18 +191,20 @@ describe("crds/", () => {
     }
   });
 
-  it("ClusterImagePolicy and ImagePolicy share one spec, except keySecretRef.namespace", () => {
+  it("ClusterImagePolicy and ImagePolicy share one spec, except keySecretRef.namespace and file:// lookasides", () => {
     const specOf = (file: string): Json =>
       field(openAPISchema(crds.get(file) ?? null), "properties", "spec") ?? null;
     const cluster = specOf("crds/imagepolicy.dev_clusterimagepolicies.yaml");
     const namespaced = specOf("crds/imagepolicy.dev_imagepolicies.yaml");
     const refs: string[] = [];
-    // Removes namespace from every keySecretRef schema, recording where it was.
+    // Removes namespace from every keySecretRef schema, recording where it was, and the lookaside
+    // (compared below).
     const strip = (v: Json, at: string): Json => {
       if (Array.isArray(v)) return v.map((x, i) => strip(x, `${at}[${i}]`));
       if (!isObject(v)) return v;
       const out: JsonObject = {};
       for (const [k, x] of Object.entries(v)) {
+        if (k === "lookaside") continue;
         if (k === "keySecretRef" && isObject(x) && isObject(x.properties)) {
           refs.push(at);
           const { namespace: _ns, ...properties } = x.properties;
@@ -246,6 +249,22 @@ describe("crds/", () => {
     ).toBeUndefined();
     expect(strip(namespaced, "")).toEqual(strip(cluster, ""));
     expect(refs.length).toBe(4); // publicKey and additionalKeys[], in both CRDs
+    const lookasideRule = (spec: Json): Json | undefined =>
+      field(
+        field(
+          spec,
+          ...["properties", "policy", "properties", "rootOfTrust", "properties", "gpgKey"],
+          ...["properties", "lookaside", "x-kubernetes-validations"],
+        ),
+      );
+    const ruleText = (spec: Json): string => {
+      const rules = lookasideRule(spec);
+      return Array.isArray(rules)
+        ? rules.map((r) => JSON.stringify(field(r, "rule") ?? null)).join("\n")
+        : "";
+    };
+    expect(ruleText(cluster)).toContain("self.startsWith('file://')");
+    expect(ruleText(namespaced)).not.toContain("file://");
   });
 });
 
@@ -310,8 +329,8 @@ describe("scope regular expression", () => {
 });
 
 describe("identity regular expressions", () => {
-  it("repository: fully qualified, no tag or digest", () => {
-    const re = new RegExp(REPOSITORY_REGEX);
+  it("repository prefix: fully qualified, no tag or digest", () => {
+    const re = new RegExp(REPOSITORY_PREFIX_REGEX);
     for (const ok of [
       "example.com",
       "mirror-example.com",
@@ -323,12 +342,22 @@ describe("identity regular expressions", () => {
     }
     for (const bad of [
       "busybox",
+      "test-remap-prefix",
       "library/busybox",
       "reg.io/a:1",
       "reg.io/a@sha256:" + "a".repeat(64),
       "Reg.io/a",
       "",
     ]) {
+      expect(re.test(bad), bad).toBe(false);
+    }
+  });
+  it("repository: a host and at least one path component", () => {
+    const re = new RegExp(REPOSITORY_REGEX);
+    for (const ok of ["reg.io/a/b", "reg:5000/x", "localhost/app"]) {
+      expect(re.test(ok), ok).toBe(true);
+    }
+    for (const bad of ["example.com", "localhost:5000", "busybox", "reg.io/a:1"]) {
       expect(re.test(bad), bad).toBe(false);
     }
   });

@@ -15,8 +15,10 @@ describe("parseScope", () => {
     ["busybox", "docker.io/library/busybox"],
     ["busybox:1.36", "docker.io/library/busybox:1.36"],
     ["bitnami/redis", "docker.io/bitnami/redis"],
-    ["docker.io/nginx", "docker.io/library/nginx"],
-    ["index.docker.io/nginx", "docker.io/library/nginx"],
+    // With the Docker Hub host written out, one component is a namespace, as in policy.json.
+    ["docker.io/bitnami", "docker.io/bitnami"],
+    ["index.docker.io/bitnami", "docker.io/bitnami"],
+    ["docker.io/library", "docker.io/library"],
     ["reg.io/a/b@sha256:" + "a".repeat(64), "reg.io/a/b@sha256:" + "a".repeat(64)],
   ])("%s -> %s", (input, want) => {
     expect(parseScope(input)).toEqual({ ok: true, scope: want });
@@ -38,6 +40,22 @@ describe("parseScope", () => {
     const r = parseScope(input);
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.reason).toContain(reason);
+  });
+});
+
+describe("Docker Hub names: images and scopes", () => {
+  it("reads docker.io/NAME as the official image in a pull, as a namespace in a scope", () => {
+    expect(parseImage("docker.io/nginx")).toMatchObject({
+      ok: true,
+      reference: "docker.io/library/nginx:latest",
+    });
+    expect(parseImage("index.docker.io/nginx:1.27")).toMatchObject({
+      ok: true,
+      reference: "docker.io/library/nginx:1.27",
+    });
+    expect(parseScope("docker.io/nginx")).toEqual({ ok: true, scope: "docker.io/nginx" });
+    // The namespace scope covers the namespace's repositories, as containers-image walks them.
+    expect(fallbackChain("docker.io/bitnami/redis:7")).toContain("docker.io/bitnami");
   });
 });
 

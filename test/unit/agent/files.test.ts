@@ -4,19 +4,23 @@ import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { applyPlan } from "../../../src/agent/apply.ts";
+import { pino } from "pino";
+import { NodeFiles } from "../../../src/agent/files.ts";
 import {
   isDns1123Label,
+  layerFileName,
+  layerFileRevision,
   namespaceFilePath,
   nodePaths,
   underRoot,
 } from "../../../src/agent/hostPaths.ts";
 import { emptyManifest, parseManifest, serializeManifest } from "../../../src/agent/manifest.ts";
 import { realNodeFs } from "../../../src/agent/nodeFs.ts";
-import { plan } from "../../../src/agent/plan.ts";
+import { registriesIndex } from "../../../src/agent/registriesDFile.ts";
 import { parseToml, TomlError } from "../../../src/agent/toml.ts";
 import { LATEST_KNOWN } from "../../../src/compiler/crioVersion.ts";
 import { parseLayer } from "../../../src/compiler/layer.ts";
+import { layerRevision } from "../../../src/layerConfigMap.ts";
 import { parsePolicyJson } from "../../../src/policyjson/parse.ts";
 import { newPublicKey } from "../../support/builders.ts";
 import { input, keyReq, layer, PATHS, REJECT } from "./support.ts";
@@ -66,25 +70,54 @@ describe("namespace file names", () => {
 describe("manifest", () => {
   const m = {
     ...emptyManifest("/etc/crio/policies"),
-    clusterLayers: ['{"policies":[]}\n'],
-    clusterRevision: "abc",
-    namespaces: { "team-a": "abc.def" },
+    clusterLayers: ["0123456789abcdef"],
+    namespaces: { "team-a": "0123456789abcdef.fedcba9876543210", "team-b": "" },
+    registriesD: "x",
   };
   it("round-trips canonically", () => {
-    expect(parseManifest(serializeManifest(m))).toEqual(m);
-    expect(serializeManifest(parseManifest(serializeManifest(m)))).toBe(serializeManifest(m));
+    expect(parseManifest(serializeManifest(m)).manifest).toEqual(m);
+    expect(serializeManifest(parseManifest(serializeManifest(m)).manifest)).toBe(
+      serializeManifest(m),
+    );
+  });
+  it("reads the version 1 manifest of the agent before, with its inline layers", () => {
+    const text = '{"policies":[]}\n';
+    const rev = layerRevision(text);
+    const v1 = JSON.stringify({
+      version: 1,
+      policyDir: "/etc/crio/policies",
+      clusterLayers: [text],
+      clusterRevision: rev,
+      namespaces: {
+        "team-a": `${rev}.0123456789abcdef`,
+        "team-b": `${rev}+${rev}.0123456789abcdef`,
+      },
+    });
+    const p = parseManifest(v1);
+    expect(p.manifest.clusterLayers).toEqual([rev]);
+    expect(p.inlineLayers.get(rev)).toBe(text);
+    // A file version 1 was moving ("<old>+<new>") counts as being replaced.
+    expect(p.manifest.namespaces).toEqual({ "team-a": `${rev}.0123456789abcdef`, "team-b": "" });
   });
   it.each([
     ["not JSON", "{"],
     [
       "duplicate key",
-      '{"version":1,"version":1,"policyDir":"/p","clusterLayers":[],"clusterRevision":"","namespaces":{}}',
+      '{"version":2,"version":2,"policyDir":"/p","clusterLayers":[],"namespaces":{},"registriesD":""}',
     ],
     ["unknown field", JSON.stringify({ ...m, extra: 1 })],
-    ["bad namespace", JSON.stringify({ ...m, namespaces: { "../x": "r" } })],
-    ["other version", JSON.stringify({ ...m, version: 2 })],
+    ["bad namespace", JSON.stringify({ ...m, namespaces: { "../x": "" } })],
+    ["bad revision", JSON.stringify({ ...m, namespaces: { x: "../../etc" } })],
+    ["bad layer revision", JSON.stringify({ ...m, clusterLayers: ["../x"] })],
+    ["relative policy dir", JSON.stringify({ ...m, policyDir: "p" })],
+    ["other version", JSON.stringify({ ...m, version: 3 })],
   ])("refuses %s", (_name, text) => {
     expect(() => parseManifest(text)).toThrow(/manifest/);
+  });
+  it("names layer files so that only revisions fit", () => {
+    expect(layerFileRevision(layerFileName("0123456789abcdef"))).toBe("0123456789abcdef");
+    expect(() => layerFileName("../x")).toThrow();
+    expect(layerFileRevision("cluster.json")).toBeUndefined();
   });
 });
 
@@ -139,9 +172,6 @@ describe("plan on real files", () => {
     const root = await mkdtemp(path.join(tmpdir(), "imagepolicy-files-"));
     try {
       const paths = nodePaths({ ...hostLocations, root });
-      for (const d of [path.dirname(paths.clusterJson), paths.policyDir, paths.registriesD]) {
-        await realNodeFs.mkdirp(d);
-      }
       const k = newPublicKey();
       const cluster = input(
         layer(undefined, [
@@ -150,40 +180,50 @@ describe("plan on real files", () => {
         ]),
       );
       const ns = input(layer("team-a", [[["reg.io/app"], keyReq(k)]]));
-      const desired = {
-        cluster,
-        namespaces: new Map([["team-a", { ok: true as const, input: ns }]]),
-      };
-      const env = { target: LATEST_KNOWN, registries: [], otherKeys: new Map<string, string>() };
-      let manifest = emptyManifest(hostLocations.policyDir);
+      const texts = new Map([cluster, ns].map((l) => [l.revision, l.text]));
       const run = async (): Promise<readonly string[]> => {
-        const p = plan({ manifest, registriesD: {} }, desired, env, parseLayer);
-        if (!p.ok) expect.fail(p.problems.join());
-        const r = await applyPlan(p.plan, manifest, paths, realNodeFs);
-        if (r.error !== undefined) expect.fail(r.error.message);
-        manifest = r.manifest;
-        return r.written;
+        const files = new NodeFiles(
+          paths,
+          hostLocations.policyDir,
+          realNodeFs(),
+          pino({ level: "silent" }),
+        );
+        await files.load();
+        const r = await files.reconcile({
+          cluster,
+          namespaces: new Map([["team-a", { ok: true as const, layer: ns }]]),
+          needs: (rev) => {
+            const t = texts.get(rev);
+            return t === undefined ? undefined : registriesIndex(parseLayer(t));
+          },
+          inputs: { registries: [], otherKeys: new Map(), problems: [] },
+          target: LATEST_KNOWN,
+          text: (rev) => texts.get(rev),
+        });
+        if (r.result.error !== undefined) expect.fail(r.result.error.message);
+        return r.result.written;
       };
       const nsFile = path.join(paths.policyDir, "team-a.json");
+      const layerFile = path.join(path.dirname(paths.clusterJson), layerFileName(cluster.revision));
       expect(await run()).toEqual([
         paths.registriesDFile,
-        paths.manifest, // lists team-a.json before it exists
+        layerFile,
+        paths.manifest, // lists team-a.json (and the cluster layer) before they exist
         paths.clusterJson,
-        paths.manifest,
         nsFile,
         paths.manifest,
       ]);
-      const before = await stat(path.join(paths.policyDir, "team-a.json"));
+      const before = await stat(nsFile);
+      // A new process with current files: nothing written.
       expect(await run()).toEqual([]);
-      const after = await stat(path.join(paths.policyDir, "team-a.json"));
+      const after = await stat(nsFile);
       expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
       parsePolicyJson(await readFile(paths.clusterJson, "utf8"));
-      parsePolicyJson(await readFile(path.join(paths.policyDir, "team-a.json"), "utf8"));
+      parsePolicyJson(await readFile(nsFile, "utf8"));
       expect(await readdir(paths.policyDir)).toEqual(["team-a.json"]);
-      expect((await readdir(path.dirname(paths.clusterJson))).sort()).toEqual([
-        ".imagepolicy-manifest",
-        "cluster.json",
-      ]);
+      expect((await readdir(path.dirname(paths.clusterJson))).sort()).toEqual(
+        [".imagepolicy-manifest", layerFileName(cluster.revision), "cluster.json"].sort(),
+      );
       expect(await readFile(paths.registriesDFile, "utf8")).toContain(
         "use-sigstore-attachments: true",
       );

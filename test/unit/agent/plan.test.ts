@@ -1,14 +1,15 @@
-// The agent's write order keeps every namespace file tighter than cluster.json at every instant
-// (docs/design.md rule 5), checked on every intermediate state of the files with the compiler's scope
-// semantics, for hand-written and random transitions.
+// The agent's writer (plan.ts + apply.ts, driven by files.ts as the agent drives it) keeps every
+// namespace file tighter than cluster.json at every instant (docs/design.md rule 5), checked on
+// every intermediate state of the files with the compiler's scope semantics, for hand-written and
+// random transitions, with writes that fail and processes that restart in the middle.
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { applyPlan } from "../../../src/agent/apply.ts";
-import { emptyManifest, parseManifest, type Manifest } from "../../../src/agent/manifest.ts";
-import { plan, type Desired, type NamespaceInput, type NodeEnv } from "../../../src/agent/plan.ts";
+import { NodeFilesError } from "../../../src/agent/files.ts";
+import { parseManifest } from "../../../src/agent/manifest.ts";
+import { combine, indexLayer } from "../../../src/compiler/combine.ts";
 import { LATEST_KNOWN, parseCrioVersion } from "../../../src/compiler/crioVersion.ts";
-import { parseLayer, type Layer } from "../../../src/compiler/layer.ts";
+import type { Layer } from "../../../src/compiler/layer.ts";
 import type { Requirement } from "../../../src/compiler/requirements.ts";
 import { newPublicKey } from "../../support/builders.ts";
 import {
@@ -17,10 +18,10 @@ import {
   input,
   keyReq,
   layer,
-  MemoryFs,
   namespaceOf,
   PATHS,
   REJECT,
+  TestNode,
   type Snapshot,
 } from "./support.ts";
 
@@ -37,15 +38,15 @@ const IMAGES = [
   "other.io/a:1",
 ];
 const SIGNERS = [new Set<string>(), new Set([K1]), new Set([K2]), new Set([K1, K2])];
-const ENV: NodeEnv = { target: LATEST_KNOWN, registries: [], otherKeys: new Map() };
 
-/** Every namespace file present allows only what cluster.json allows. */
+/** Every namespace file present allows only what cluster.json allows, and cluster.json exists
+ * once anything exists. */
 function checkTightenOnly(files: Snapshot, what: string): void {
   const cluster = files.get(PATHS.clusterJson);
   for (const [p, text] of files) {
     const ns = namespaceOf(p);
     if (ns === undefined || ns === "foreign") continue;
-    expect(cluster, `${what}: ${ns}.json exists before cluster.json`).toBeDefined();
+    expect(cluster, `${what}: ${ns}.json exists without cluster.json`).toBeDefined();
     for (const image of IMAGES) {
       for (const signers of SIGNERS) {
         if (allowed(text, image, signers) && !allowed(cluster ?? "", image, signers)) {
@@ -58,37 +59,50 @@ function checkTightenOnly(files: Snapshot, what: string): void {
   }
 }
 
-interface Node {
-  fs: MemoryFs;
-  manifest: Manifest;
+interface Checked {
+  node: TestNode;
   checks: number;
 }
 
-function newNode(): Node {
-  const node: Node = {
-    fs: new MemoryFs((s, what) => {
+function newNode(): Checked {
+  const c: Checked = {
+    node: new TestNode((s, what) => {
       checkTightenOnly(s, what);
-      node.checks++;
+      c.checks++;
     }),
-    manifest: emptyManifest("/etc/crio/policies"),
     checks: 0,
   };
-  return node;
+  return c;
 }
 
-function desired(cluster: Layer, namespaces: Record<string, Layer>): Desired {
-  const ns = new Map<string, NamespaceInput>();
-  for (const [name, l] of Object.entries(namespaces)) ns.set(name, { ok: true, input: input(l) });
-  return { cluster: input(cluster), namespaces: ns };
+const nsFile = (ns: string): string => `${PATHS.policyDir}/${ns}.json`;
+
+async function step(
+  n: Checked,
+  cluster: Layer,
+  namespaces: Record<string, Layer>,
+): Promise<readonly string[]> {
+  const out = await n.node.apply(cluster, namespaces);
+  if (out.result.error !== undefined) expect.fail(out.result.error.message);
+  return out.result.written;
 }
 
-async function step(node: Node, d: Desired, env: NodeEnv = ENV): Promise<string[]> {
-  const r = plan({ manifest: node.manifest, registriesD: {} }, d, env, parseLayer);
-  if (!r.ok) expect.fail(r.problems.join("; "));
-  const res = await applyPlan(r.plan, node.manifest, PATHS, node.fs);
-  if (res.error !== undefined) expect.fail(res.error.message);
-  node.manifest = res.manifest;
-  return [...res.written];
+/** The files equal what the offline compiler makes of the same layers. */
+function expectCompiled(n: Checked, cluster: Layer, namespaces: Record<string, Layer>): void {
+  const render = (...layers: Layer[]): string => {
+    const r = combine(layers.map(indexLayer), LATEST_KNOWN);
+    if (!r.ok) throw new Error(r.problems.join("; "));
+    return r.text;
+  };
+  expect(n.node.fs.files.get(PATHS.clusterJson)).toBe(render(cluster));
+  for (const [ns, l] of Object.entries(namespaces)) {
+    expect(n.node.fs.files.get(nsFile(ns)), ns).toBe(render(cluster, l));
+  }
+  const present = [...n.node.fs.files.keys()].flatMap((p) => {
+    const ns = namespaceOf(p);
+    return ns === undefined || ns === "foreign" ? [] : [ns];
+  });
+  expect(present.sort()).toEqual(Object.keys(namespaces).sort());
 }
 
 const c1 = layer(undefined, [
@@ -106,126 +120,171 @@ const teamC = layer("team-c", [[["*.io"], keyReq(K2)]]);
 
 describe("plan + apply", () => {
   it("writes cluster.json first, then namespace files, and nothing when nothing changed", async () => {
-    const node = newNode();
-    const written = await step(node, desired(c1, { "team-a": teamA, "team-b": teamB }));
+    const n = newNode();
+    await n.node.files.load();
+    const written = await step(n, c1, { "team-a": teamA, "team-b": teamB });
     const clusterAt = written.indexOf(PATHS.clusterJson);
     expect(clusterAt).toBeGreaterThanOrEqual(0);
-    expect(written.indexOf(`${PATHS.policyDir}/team-a.json`)).toBeGreaterThan(clusterAt);
+    expect(written.indexOf(nsFile("team-a"))).toBeGreaterThan(clusterAt);
     // registries.d (K1 needs sigstore attachments) before any policy.
     expect(written[0]).toBe(PATHS.registriesDFile);
     expect(written.at(-1)).toBe(PATHS.manifest);
-    expect(await step(node, desired(c1, { "team-a": teamA, "team-b": teamB }))).toEqual([]);
-    expect(parseManifest(node.fs.files.get(PATHS.manifest) ?? "").namespaces).toEqual({
+    expect(await step(n, c1, { "team-a": teamA, "team-b": teamB })).toEqual([]);
+    // A restarted process reads the manifest and writes nothing either.
+    await n.node.restart();
+    expect(await step(n, c1, { "team-a": teamA, "team-b": teamB })).toEqual([]);
+    expect(parseManifest(n.node.fs.files.get(PATHS.manifest) ?? "").manifest.namespaces).toEqual({
       "team-a": `${input(c1).revision}.${input(teamA).revision}`,
       "team-b": `${input(c1).revision}.${input(teamB).revision}`,
     });
+    expectCompiled(n, c1, { "team-a": teamA, "team-b": teamB });
   });
 
-  it("keeps namespace files tighter than cluster.json through a cluster change, with an intersection first", async () => {
-    const node = newNode();
-    await step(node, desired(c1, { "team-a": teamA, "team-b": teamB }));
-    const written = await step(node, desired(c2, { "team-a": teamA, "team-b": teamB }));
-    const a = `${PATHS.policyDir}/team-a.json`;
-    // team-a.json is written twice (intersection, final) around cluster.json.
-    const aWrites = written.flatMap((p, i) => (p === a ? [i] : []));
+  it("a namespace change writes that namespace's file alone (and the manifest)", async () => {
+    const n = newNode();
+    await n.node.files.load();
+    await step(n, c1, { "team-a": teamA, "team-b": teamB, "team-c": teamC });
+    const teamA2 = layer("team-a", [[["reg.io"], keyReq(K2)]]);
+    const written = await step(n, c1, { "team-a": teamA2, "team-b": teamB, "team-c": teamC });
+    expect(written.filter((p) => p !== PATHS.manifest)).toEqual([nsFile("team-a")]);
+    expectCompiled(n, c1, { "team-a": teamA2, "team-b": teamB, "team-c": teamC });
+  });
+
+  it("a cluster change that replaces a key writes an intersection before cluster.json", async () => {
+    const n = newNode();
+    await n.node.files.load();
+    await step(n, c1, { "team-a": teamA, "team-b": teamB });
+    const written = await step(n, c2, { "team-a": teamA, "team-b": teamB });
+    const aWrites = written.flatMap((p, i) => (p === nsFile("team-a") ? [i] : []));
     expect(aWrites).toHaveLength(2);
     expect(aWrites[0]).toBeLessThan(written.indexOf(PATHS.clusterJson));
     expect(aWrites[1]).toBeGreaterThan(written.indexOf(PATHS.clusterJson));
+    expectCompiled(n, c2, { "team-a": teamA, "team-b": teamB });
     // Back and forth, adding and removing namespaces.
-    await step(node, desired(c1, { "team-c": teamC, "team-b": teamB }));
-    expect(node.fs.files.has(a)).toBe(false);
-    await step(node, desired(layer(undefined, []), { "team-c": teamC }));
-    expect(node.checks).toBeGreaterThan(10);
+    await step(n, c1, { "team-c": teamC, "team-b": teamB });
+    expect(n.node.fs.files.has(nsFile("team-a"))).toBe(false);
+    await step(n, layer(undefined, []), { "team-c": teamC });
+    expectCompiled(n, layer(undefined, []), { "team-c": teamC });
+    expect(n.checks).toBeGreaterThan(10);
+  });
+
+  it("a cluster change that only tightens writes each file once, before cluster.json", async () => {
+    const n = newNode();
+    await n.node.files.load();
+    await step(n, c2, { "team-a": teamA });
+    const tighter = layer(undefined, [
+      [["reg.io"], ACCEPT],
+      [["reg.io/app"], keyReq(K2)],
+      [["reg.io/other"], REJECT],
+    ]);
+    const written = await step(n, tighter, { "team-a": teamA });
+    const aWrites = written.flatMap((p, i) => (p === nsFile("team-a") ? [i] : []));
+    expect(aWrites).toHaveLength(1);
+    expect(aWrites[0]).toBeLessThan(written.indexOf(PATHS.clusterJson));
+    // And loosening back: once, after cluster.json.
+    const back = await step(n, c2, { "team-a": teamA });
+    const again = back.flatMap((p, i) => (p === nsFile("team-a") ? [i] : []));
+    expect(again).toHaveLength(1);
+    expect(again[0]).toBeGreaterThan(back.indexOf(PATHS.clusterJson));
+    expectCompiled(n, c2, { "team-a": teamA });
   });
 
   it("deletes only files it listed, never cluster.json", async () => {
-    const node = newNode();
-    node.fs.files.set(`${PATHS.policyDir}/foreign.json`, "{}");
-    await step(node, desired(c1, { "team-a": teamA }));
-    await step(node, desired(c1, {}));
-    expect(node.fs.files.has(`${PATHS.policyDir}/team-a.json`)).toBe(false);
-    expect(node.fs.files.has(`${PATHS.policyDir}/foreign.json`)).toBe(true);
-    expect(node.fs.files.has(PATHS.clusterJson)).toBe(true);
+    const n = newNode();
+    n.node.fs.files.set(nsFile("foreign"), "{}");
+    await n.node.files.load();
+    await step(n, c1, { "team-a": teamA });
+    await step(n, c1, {});
+    expect(n.node.fs.files.has(nsFile("team-a"))).toBe(false);
+    expect(n.node.fs.files.has(nsFile("foreign"))).toBe(true);
+    expect(n.node.fs.files.has(PATHS.clusterJson)).toBe(true);
   });
 
-  it("after a failure midway, the next run finishes the transition, still tighten-only", async () => {
-    const node = newNode();
-    await step(node, desired(c1, { "team-a": teamA, "team-b": teamB }));
-    node.fs.failOn = (p) => p.endsWith("team-b.json");
-    const r = plan(
-      { manifest: node.manifest, registriesD: {} },
-      desired(c2, { "team-a": teamA, "team-b": teamB }),
-      ENV,
-      parseLayer,
-    );
-    if (!r.ok) throw new Error("plan");
-    const res = await applyPlan(r.plan, node.manifest, PATHS, node.fs);
-    expect(res.error?.message).toContain("injected failure");
-    node.manifest = res.manifest;
-    // The manifest remembers both cluster layers.
-    expect(res.manifest.clusterLayers).toHaveLength(2);
-    node.fs.failOn = undefined;
+  it("after a failure midway and a restart, finishes the transition, still tighten-only", async () => {
+    const n = newNode();
+    await n.node.files.load();
+    await step(n, c1, { "team-a": teamA, "team-b": teamB });
+    n.node.fs.failOn = (p) => p.endsWith("team-b.json");
+    const out = await n.node.apply(c2, { "team-a": teamA, "team-b": teamB });
+    expect(out.result.error?.message).toContain("injected failure");
+    // The manifest on disk remembers both cluster layers, and keeps their texts.
+    const m = parseManifest(n.node.fs.files.get(PATHS.manifest) ?? "").manifest;
+    expect(m.clusterLayers).toHaveLength(2);
+    n.node.fs.failOn = undefined;
+    await n.node.restart();
     // The API moved on meanwhile: a third cluster layer.
-    await step(
-      node,
-      desired(layer(undefined, [[["reg.io"], keyReq(K2)]]), { "team-a": teamA, "team-b": teamB }),
-    );
-    expect(node.manifest.clusterLayers).toHaveLength(1);
+    const c3 = layer(undefined, [[["reg.io"], keyReq(K2)]]);
+    await step(n, c3, { "team-a": teamA, "team-b": teamB });
+    expect(n.node.files.manifest.clusterLayers).toHaveLength(1);
+    expectCompiled(n, c3, { "team-a": teamA, "team-b": teamB });
+    // Old layer texts are gone.
+    expect([...n.node.fs.files.keys()].filter((p) => p.includes("cluster-layer"))).toHaveLength(1);
+  });
+
+  it("rewrites a listed file that disappeared, and restores a missing cluster.json", async () => {
+    const n = newNode();
+    await n.node.files.load();
+    await step(n, c1, { "team-a": teamA });
+    n.node.fs.files.delete(nsFile("team-a"));
+    n.node.fs.files.delete(PATHS.clusterJson);
+    await n.node.restart();
+    const written = await step(n, c1, { "team-a": teamA });
+    expect(written).toContain(nsFile("team-a"));
+    expect(written).toContain(PATHS.clusterJson);
+    expectCompiled(n, c1, { "team-a": teamA });
+  });
+
+  it("without a cluster layer, writes the last one it held, else accept-all", async () => {
+    const n = newNode();
+    await n.node.files.load();
+    expect(await n.node.files.ensureClusterFile(LATEST_KNOWN)).toBeDefined();
+    const acceptAll = combine([indexLayer(layer(undefined, []))], LATEST_KNOWN);
+    expect(acceptAll.ok && n.node.fs.files.get(PATHS.clusterJson) === acceptAll.text).toBe(true);
+    await step(n, c1, { "team-a": teamA });
+    n.node.fs.files.delete(PATHS.clusterJson);
+    await n.node.restart();
+    await n.node.files.ensureClusterFile(LATEST_KNOWN);
+    const c = combine([indexLayer(c1)], LATEST_KNOWN);
+    expect(c.ok && n.node.fs.files.get(PATHS.clusterJson) === c.text).toBe(true);
   });
 
   it("keeps the last usable layer, or fails closed, for a namespace it cannot render", async () => {
-    const node = newNode();
+    const n = newNode();
+    await n.node.files.load();
     const multi = layer("team-m", [[["reg.io"], keyReq(K1, K2)]]);
-    await step(node, desired(c1, { "team-m": multi }));
+    await step(n, c1, { "team-m": multi });
     const old = parseCrioVersion("1.31.0"); // keyDatas needs 1.32
-    const d1 = desired(c1, { "team-m": multi });
-    const r1 = plan(
-      { manifest: node.manifest, registriesD: {} },
-      d1,
-      { ...ENV, target: old },
-      parseLayer,
-    );
-    if (!r1.ok) throw new Error("plan");
-    expect(r1.plan.problems.join("\n")).toContain("keeping its file as it is");
-    const d2 = desired(c2, { "team-m": multi });
-    const r2 = plan(
-      { manifest: node.manifest, registriesD: {} },
-      d2,
-      { ...ENV, target: old },
-      parseLayer,
-    );
-    if (!r2.ok) throw new Error("plan");
-    expect(r2.plan.appliedRevisions["team-m.json"]).toMatch(/\.unrendered$/);
-    await applyPlan(r2.plan, node.manifest, PATHS, node.fs);
-    const text = node.fs.files.get(`${PATHS.policyDir}/team-m.json`) ?? "";
+    // A layer that is unusable (not unrenderable) keeps the file while the cluster stays.
+    const kept = await n.node.apply(c1, { "team-m": { unusable: "broken" } }, old);
+    expect(kept.problems.join("\n")).toContain("keeping its file as it is");
+    // The cluster changes: the layer does not render for this CRI-O, so the file rejects all.
+    const out = await n.node.apply(c2, { "team-m": multi }, old);
+    expect(out.result.error).toBeUndefined();
+    expect(out.applied["team-m.json"]).toMatch(/\.unrendered$/);
+    const text = n.node.fs.files.get(nsFile("team-m")) ?? "";
     for (const image of IMAGES) expect(allowed(text, image, new Set([K1, K2]))).toBe(false);
   });
 
-  it("refuses a cluster layer the node's CRI-O cannot parse and writes nothing", () => {
+  it("refuses a cluster layer the node's CRI-O cannot parse and writes nothing", async () => {
+    const n = newNode();
+    await n.node.files.load();
     const c = layer(undefined, [[["reg.io"], keyReq(K1, K2)]]);
-    const r = plan(
-      { manifest: emptyManifest("/x"), registriesD: {} },
-      desired(c, {}),
-      { ...ENV, target: parseCrioVersion("1.30") },
-      parseLayer,
-    );
-    expect(r.ok).toBe(false);
+    await expect(n.node.apply(c, {}, parseCrioVersion("1.30"))).rejects.toThrow(NodeFilesError);
+    expect(n.node.fs.writes).toEqual([]);
   });
 
-  it("skips a namespace whose name is not a DNS-1123 label", () => {
+  it("skips a namespace whose name is not a DNS-1123 label", async () => {
+    const n = newNode();
+    await n.node.files.load();
     const bad: Layer = { namespace: "../etc", policies: [] };
-    const d: Desired = {
-      cluster: input(c1),
-      namespaces: new Map<string, NamespaceInput>([["../etc", { ok: true, input: input(bad) }]]),
-    };
-    const r = plan({ manifest: emptyManifest("/x"), registriesD: {} }, d, ENV, parseLayer);
-    if (!r.ok) throw new Error("plan");
-    expect(r.plan.steps.some((s) => s.kind === "write" && s.file.kind === "namespace")).toBe(false);
-    expect(r.plan.problems[0]).toContain("DNS-1123");
+    const out = await n.node.apply(c1, { "../etc": bad });
+    expect(out.result.written.some((p) => namespaceOf(p) !== undefined)).toBe(false);
+    expect(out.problems.join("\n")).toContain("DNS-1123");
   });
 });
 
-// Random layers over a small pool of scopes and requirements, random transitions.
+// Random layers over a small pool of scopes and requirements, random transitions, random write
+// failures followed by a restart of the process.
 const SCOPES = [
   "",
   "reg.io",
@@ -249,21 +308,32 @@ const arbState = fc.record({
   cluster: arbLayer(undefined),
   a: fc.option(arbLayer("ns-a"), { nil: undefined }),
   b: fc.option(arbLayer("ns-b"), { nil: undefined }),
+  /** Fail the n-th write of this transition, then restart (0: no failure). */
+  failAt: fc.nat({ max: 8 }),
 });
 
-describe("tighten-only at every instant (random transitions)", () => {
-  it("holds for every state the files pass through", async () => {
+describe("tighten-only at every instant (random transitions, failures and restarts)", () => {
+  it("holds for every state the files pass through, and the files converge", async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(arbState, { minLength: 2, maxLength: 4 }), async (states) => {
-        const node = newNode();
+        const n = newNode();
+        await n.node.files.load();
         for (const s of states) {
           const ns: Record<string, Layer> = {};
           if (s.a !== undefined) ns["ns-a"] = s.a;
           if (s.b !== undefined) ns["ns-b"] = s.b;
-          await step(node, desired(s.cluster, ns));
+          if (s.failAt > 0) {
+            let writes = 0;
+            n.node.fs.failOn = () => ++writes === s.failAt;
+            await n.node.apply(s.cluster, ns);
+            n.node.fs.failOn = undefined;
+            await n.node.restart();
+          }
+          await step(n, s.cluster, ns);
+          expectCompiled(n, s.cluster, ns);
         }
       }),
-      { numRuns: 100 },
+      { numRuns: 150 },
     );
-  }, 120_000);
+  }, 180_000);
 });

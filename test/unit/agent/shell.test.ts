@@ -1,4 +1,4 @@
-// The pure parts of the agent's shell: layer ConfigMaps -> desired state, the node status and its
+// The pure parts of the agent's shell: layer ConfigMaps -> tracked layers, the node status and its
 // merge patch, and flags.
 
 import { readFileSync } from "node:fs";
@@ -6,14 +6,17 @@ import path from "node:path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { parseAgentArgs, AgentUsageError } from "../../../src/agent/config.ts";
-import { desiredFrom, readLayers } from "../../../src/agent/layers.ts";
+import { LayerSources, trimLayerConfigMap } from "../../../src/agent/layers.ts";
 import { layerRevision } from "../../../src/layerConfigMap.ts";
 import {
+  hasAppliedCluster,
+  hasAppliedNamespace,
   nodeStatus,
+  parseNodeStatusObject,
+  patchBody,
   sameStatus,
-  statusPatch,
   type Observation,
-} from "../../../src/agent/status.ts";
+} from "../../../src/nodeStatus.ts";
 import { serializeLayer, type Layer } from "../../../src/compiler/layer.ts";
 import type { KubeObject } from "../../../src/kube/objects.ts";
 
@@ -39,55 +42,91 @@ const teamA: Layer = { namespace: "team-a", policies: [] };
 const clusterCm = cm("imagepolicy-layer-cluster", cluster, { "imagepolicy.dev/layer": "cluster" });
 const nsLabels = { "imagepolicy.dev/layer": "namespace", "imagepolicy.dev/namespace": "team-a" };
 
-describe("readLayers", () => {
+function read(
+  sources: LayerSources,
+  cms: readonly KubeObject[],
+): ReturnType<LayerSources["state"]> {
+  sources.update(cms.map(trimLayerConfigMap), () => undefined);
+  return sources.state();
+}
+
+describe("layer sources", () => {
   it("reads the cluster and namespace layers with their revisions", () => {
-    const s = readLayers(
-      [clusterCm, cm("imagepolicy-layer-ns-team-a", teamA, nsLabels)],
-      new Map(),
-    );
+    const s = read(new LayerSources(), [
+      clusterCm,
+      cm("imagepolicy-layer-ns-team-a", teamA, nsLabels),
+    ]);
     expect(s.problems).toEqual([]);
-    const d = desiredFrom(s);
-    expect(d?.cluster.revision).toBe(layerRevision(serializeLayer(cluster)));
-    expect(d?.namespaces.get("team-a")).toMatchObject({ ok: true });
+    expect(s.cluster).toEqual({
+      ok: true,
+      layer: { text: serializeLayer(cluster), revision: layerRevision(serializeLayer(cluster)) },
+    });
+    expect(s.namespaces.get("team-a")).toMatchObject({ ok: true });
   });
   it("keeps the last usable layer of a ConfigMap that became unusable", () => {
-    const first = readLayers(
-      [clusterCm, cm("imagepolicy-layer-ns-team-a", teamA, nsLabels)],
-      new Map(),
-    );
-    const broken = readLayers(
-      [clusterCm, cm("imagepolicy-layer-ns-team-a", "{not json", nsLabels)],
-      first.lastGood,
-    );
+    const sources = new LayerSources();
+    read(sources, [clusterCm, cm("imagepolicy-layer-ns-team-a", teamA, nsLabels)]);
+    const broken = read(sources, [
+      clusterCm,
+      {
+        ...cm("imagepolicy-layer-ns-team-a", "{not json", nsLabels),
+        metadata: {
+          ...cm("imagepolicy-layer-ns-team-a", "{not json", nsLabels).metadata,
+          resourceVersion: "2",
+        },
+      },
+    ]);
     const ns = broken.namespaces.get("team-a");
     expect(ns?.ok).toBe(false);
-    if (ns?.ok === false) expect(ns.lastGood?.layer).toEqual(teamA);
+    if (ns?.ok === false) expect(ns.lastGood?.text).toEqual(serializeLayer(teamA));
+  });
+  it("parses a layer only when its text changed", () => {
+    const sources = new LayerSources();
+    const parsed: string[] = [];
+    const onParsed = (ns: string | undefined): void => {
+      parsed.push(ns ?? "cluster");
+    };
+    const a = cm("imagepolicy-layer-ns-team-a", teamA, nsLabels);
+    sources.update([clusterCm, a], onParsed);
+    // A new resourceVersion with the same text (an annotation changed): no parse.
+    sources.update(
+      [clusterCm, { ...a, metadata: { ...a.metadata, resourceVersion: "9" } }],
+      onParsed,
+    );
+    expect(parsed).toEqual(["cluster", "team-a"]);
+    expect(sources.parsed).toBe(2);
   });
   it("refuses a layer published under another namespace's name", () => {
-    const s = readLayers(
-      [
-        clusterCm,
-        cm("imagepolicy-layer-ns-team-b", teamA, {
-          ...nsLabels,
-          "imagepolicy.dev/namespace": "team-b",
-        }),
-      ],
-      new Map(),
-    );
+    const s = read(new LayerSources(), [
+      clusterCm,
+      cm("imagepolicy-layer-ns-team-b", teamA, {
+        ...nsLabels,
+        "imagepolicy.dev/namespace": "team-b",
+      }),
+    ]);
     expect(s.namespaces.get("team-b")).toMatchObject({
       ok: false,
       reason: expect.stringContaining("namespace team-a") as string,
     });
   });
-  it("applies nothing without a cluster layer", () => {
-    expect(desiredFrom(readLayers([], new Map()))).toBeUndefined();
+  it("has no cluster layer without its ConfigMap", () => {
+    expect(read(new LayerSources(), []).cluster).toBeUndefined();
   });
   it("reports a revision annotation that does not match the data", () => {
     const bad = {
       ...clusterCm,
       metadata: { ...clusterCm.metadata, annotations: { "imagepolicy.dev/revision": "0000" } },
     };
-    expect(readLayers([bad], new Map()).problems[0]).toContain("does not match");
+    expect(read(new LayerSources(), [bad]).problems[0]).toContain("does not match");
+  });
+  it("keeps only what the agent reads of a ConfigMap", () => {
+    const t = trimLayerConfigMap({
+      ...clusterCm,
+      metadata: { ...clusterCm.metadata, managedFields: [{ manager: "x" }] },
+      data: { "layer.json": "{}", other: "x" },
+    });
+    expect(t.metadata["managedFields"]).toBeUndefined();
+    expect(t["data"]).toEqual({ "layer.json": "{}" });
   });
 });
 
@@ -108,15 +147,36 @@ describe("node status", () => {
     expect(sameStatus(s2, s1)).toBe(true);
     expect(s2.conditions[0]?.lastTransitionTime).toBe("2024-01-01T00:00:00Z");
   });
-  it("sets removed revisions to null in the merge patch", () => {
+  it("patches only what changed, removed revisions as null", () => {
     const s1 = nodeStatus(obs, undefined, "t1");
     const s2 = nodeStatus({ ...obs, appliedRevisions: { "cluster.json": "c" } }, s1, "t2");
     expect(sameStatus(s2, s1)).toBe(false);
     expect(s2.lastTransitionTime).toBe("t2");
-    expect(statusPatch(s2, s1)["appliedRevisions"]).toEqual({
-      "cluster.json": "c",
-      "x.json": null,
+    expect(patchBody(s2, s1)).toEqual({
+      appliedRevisions: { "cluster.json": "c", "x.json": null },
+      lastTransitionTime: "t2",
     });
+    expect(patchBody(s1, s1)).toBeUndefined();
+  });
+  it("parses what it reports", () => {
+    const s1 = nodeStatus(obs, undefined, "2024-01-01T00:00:00Z");
+    const parsed = parseNodeStatusObject({
+      metadata: { generation: 3, ownerReferences: [{ uid: "u" }] },
+      spec: { nodeName: "n" },
+      status: JSON.parse(JSON.stringify(s1)) as unknown,
+    });
+    expect(parsed).toEqual({ generation: 3, ownerUids: ["u"], nodeName: "n", status: s1 });
+    expect(() => parseNodeStatusObject({ status: { enforcing: "yes" } })).toThrow(/enforcing/);
+  });
+  it("reads revision strings as docs/internals.md says", () => {
+    const applied = { "cluster.json": "c1", "a.json": "c1.n1", "b.json": "c1.n2" };
+    expect(hasAppliedCluster(applied, "c1")).toBe(true);
+    expect(hasAppliedCluster({ ...applied, "b.json": "c0.n2" }, "c1")).toBe(false);
+    expect(hasAppliedCluster({ ...applied, "b.json": "" }, "c1")).toBe(false);
+    expect(hasAppliedCluster({ ...applied, "b.json": "c10.n2" }, "c1")).toBe(false);
+    expect(hasAppliedNamespace(applied, "a", "n1")).toBe(true);
+    expect(hasAppliedNamespace(applied, "a", "1")).toBe(false);
+    expect(hasAppliedNamespace(applied, "c", "n1")).toBe(false);
   });
 });
 

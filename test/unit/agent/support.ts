@@ -3,6 +3,10 @@
 // builders.
 
 import path from "node:path";
+import { pino } from "pino";
+import { NodeFiles, type FilesOutcome } from "../../../src/agent/files.ts";
+import { registriesIndex } from "../../../src/agent/registriesDFile.ts";
+import { LATEST_KNOWN, type CrioVersion } from "../../../src/compiler/crioVersion.ts";
 import {
   parseLayer,
   serializeLayer,
@@ -13,7 +17,7 @@ import type { Requirement } from "../../../src/compiler/requirements.ts";
 import { fallbackChain, parseImage } from "../../../src/compiler/scopes.ts";
 import { nodePaths, type NodePaths } from "../../../src/agent/hostPaths.ts";
 import type { NodeFs } from "../../../src/agent/nodeFs.ts";
-import type { LayerInput } from "../../../src/agent/plan.ts";
+import type { LayerInput, LayerText } from "../../../src/agent/layers.ts";
 import { layerRevision } from "../../../src/layerConfigMap.ts";
 import { parsePolicyJson } from "../../../src/policyjson/parse.ts";
 import type { PolicyRequirement } from "../../../src/policyjson/types.ts";
@@ -23,27 +27,40 @@ export type Snapshot = ReadonlyMap<string, string>;
 export class MemoryFs implements NodeFs {
   readonly files = new Map<string, string>();
   readonly writes: string[] = [];
+  /** Makes writes (and removals) fail where it returns true. */
   failOn: ((path: string) => boolean) | undefined;
   private readonly onChange: (s: Snapshot, what: string) => void;
   constructor(onChange: (s: Snapshot, what: string) => void = () => undefined) {
     this.onChange = onChange;
   }
 
-  writeIfChanged(p: string, text: string): Promise<boolean> {
+  write(p: string, data: string | readonly Uint8Array[]): Promise<void> {
     if (this.failOn?.(p) === true) return Promise.reject(new Error(`injected failure on ${p}`));
-    if (this.files.get(p) === text) return Promise.resolve(false);
+    const text = typeof data === "string" ? data : Buffer.concat(data).toString("utf8");
     this.files.set(p, text);
     this.writes.push(p);
     this.onChange(this.files, `write ${p}`);
-    return Promise.resolve(true);
+    return Promise.resolve();
+  }
+  sync(): Promise<void> {
+    return Promise.resolve();
   }
   remove(p: string): Promise<boolean> {
+    if (this.failOn?.(p) === true) return Promise.reject(new Error(`injected failure on ${p}`));
     const had = this.files.delete(p);
     if (had) this.onChange(this.files, `remove ${p}`);
     return Promise.resolve(had);
   }
   readText(p: string): Promise<string | undefined> {
     return Promise.resolve(this.files.get(p));
+  }
+  exists(p: string): Promise<boolean> {
+    return Promise.resolve(this.files.has(p));
+  }
+  list(dir: string): Promise<string[]> {
+    return Promise.resolve(
+      [...this.files.keys()].filter((p) => path.dirname(p) === dir).map((p) => path.basename(p)),
+    );
   }
   mkdirp(): Promise<void> {
     return Promise.resolve();
@@ -108,9 +125,10 @@ export function layer(
   return namespace === undefined ? { policies } : { namespace, policies };
 }
 
-export function input(l: Layer): LayerInput {
+export function input(l: Layer): LayerText {
   const text = serializeLayer(l);
-  return { text, revision: layerRevision(text), layer: parseLayer(text) };
+  parseLayer(text);
+  return { text, revision: layerRevision(text) };
 }
 
 export const keyReq = (...keys: string[]): Requirement => ({
@@ -119,3 +137,63 @@ export const keyReq = (...keys: string[]): Requirement => ({
 });
 export const REJECT: Requirement = { kind: "reject" };
 export const ACCEPT: Requirement = { kind: "accept" };
+
+/** A node's files in memory, moved by the real NodeFiles (plan + apply), as the agent does. */
+export class TestNode {
+  readonly fs: MemoryFs;
+  files: NodeFiles;
+  /** Every layer text seen, by revision (what the informer holds: current and last usable). */
+  readonly texts = new Map<string, string>();
+
+  constructor(onChange?: (s: Snapshot, what: string) => void) {
+    this.fs = new MemoryFs(onChange);
+    this.files = this.#newFiles();
+  }
+
+  #newFiles(): NodeFiles {
+    return new NodeFiles(PATHS, "/etc/crio/policies", this.fs, pino({ level: "silent" }));
+  }
+
+  /** A new process: reads what the files hold from the manifest. */
+  async restart(): Promise<void> {
+    this.files = this.#newFiles();
+    await this.files.load();
+  }
+
+  remember(l: Layer): LayerText {
+    const t = input(l);
+    this.texts.set(t.revision, t.text);
+    return t;
+  }
+
+  async apply(
+    cluster: Layer,
+    namespaces: Readonly<
+      Record<string, Layer | { readonly unusable: string; readonly lastGood?: Layer }>
+    >,
+    target: CrioVersion = LATEST_KNOWN,
+  ): Promise<FilesOutcome> {
+    const ns = new Map<string, LayerInput>();
+    for (const [name, l] of Object.entries(namespaces)) {
+      if ("unusable" in l) {
+        const lastGood = l.lastGood === undefined ? undefined : this.remember(l.lastGood);
+        ns.set(name, {
+          ok: false,
+          reason: l.unusable,
+          ...(lastGood === undefined ? {} : { lastGood }),
+        });
+      } else ns.set(name, { ok: true, layer: this.remember(l) });
+    }
+    return this.files.reconcile({
+      cluster: this.remember(cluster),
+      namespaces: ns,
+      needs: (rev) => {
+        const t = this.texts.get(rev);
+        return t === undefined ? undefined : registriesIndex(parseLayer(t));
+      },
+      inputs: { registries: [], otherKeys: new Map(), problems: [] },
+      target,
+      text: (rev) => this.texts.get(rev),
+    });
+  }
+}

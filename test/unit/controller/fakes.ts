@@ -119,9 +119,13 @@ export class RecordingClient extends KubeClient {
   }
 }
 
+type InformerName = Exclude<keyof ControllerInformers, "protectedPods">;
+
 export interface FakeWorld {
-  readonly items: Partial<Record<keyof ControllerInformers, readonly KubeObject[]>>;
+  readonly items: Partial<Record<InformerName | "secrets" | "pods", readonly KubeObject[]>>;
   readonly namespace?: string;
+  /** Namespaces whose pods' images are protected (pods come from items.pods). */
+  readonly protectedNamespaces?: readonly string[];
 }
 
 export interface FakeController {
@@ -130,7 +134,7 @@ export interface FakeController {
   readonly queue: WorkQueue;
   readonly client: RecordingClient;
   readonly informers: ControllerInformers;
-  readonly sources: Record<keyof ControllerInformers, FakeSource>;
+  readonly sources: Record<InformerName, FakeSource>;
   /** Reconciles every key ready now, as runWorker does, until none is ready; returns them. */
   drain(): Promise<string[]>;
   stop(): Promise<void>;
@@ -139,11 +143,10 @@ export interface FakeController {
 const INFORMERS = [
   "clusterImagePolicies",
   "imagePolicies",
-  "secrets",
   "nodes",
   "layers",
   "nodeStatuses",
-] as const satisfies readonly (keyof ControllerInformers)[];
+] as const satisfies readonly InformerName[];
 
 /** Builds, starts and syncs a Controller (its informers deliver their lists at once). */
 export async function fakeController(world: FakeWorld): Promise<FakeController> {
@@ -151,13 +154,26 @@ export async function fakeController(world: FakeWorld): Promise<FakeController> 
   const logger = pino({ level: "silent" });
   const sources = Object.fromEntries(
     INFORMERS.map((name) => [name, new FakeSource(world.items[name] ?? [])]),
-  ) as Record<keyof ControllerInformers, FakeSource>;
-  const informers = Object.fromEntries(
-    INFORMERS.map((name) => [
-      name,
-      new Informer({ name, source: sources[name], logger, delay: clock.delay }),
-    ]),
-  ) as unknown as ControllerInformers;
+  ) as Record<InformerName, FakeSource>;
+  const informers: ControllerInformers = {
+    ...(Object.fromEntries(
+      INFORMERS.map((name) => [
+        name,
+        new Informer({ name, source: sources[name], logger, delay: clock.delay }),
+      ]),
+    ) as Record<InformerName, Informer>),
+    protectedPods: (world.protectedNamespaces ?? []).map(
+      (ns) =>
+        new Informer({
+          name: `pods ${ns}`,
+          source: new FakeSource(
+            (world.items.pods ?? []).filter((p) => p.metadata.namespace === ns),
+          ),
+          logger,
+          delay: clock.delay,
+        }),
+    ),
+  };
   const client = new RecordingClient(clock);
   const queue = new WorkQueue({ clock, schedule: clock.schedule });
   const controller = new Controller(
@@ -165,6 +181,8 @@ export async function fakeController(world: FakeWorld): Promise<FakeController> 
       namespace: world.namespace ?? "imagepolicy-system",
       crioVersionOverride: undefined,
       protectedImages: [],
+      quota: { maxPolicies: 256, maxScopes: 1024, maxBytes: 262_144 },
+      namespaceLookasidePrefixes: [],
     },
     {
       client,
@@ -174,6 +192,17 @@ export async function fakeController(world: FakeWorld): Promise<FakeController> 
       metrics: new ControllerMetrics(),
       clock,
       logger,
+      secretInformer: ({ namespace, name }) =>
+        new Informer({
+          name: `secret ${namespace}/${name}`,
+          source: new FakeSource(
+            (world.items.secrets ?? []).filter(
+              (s) => s.metadata.namespace === namespace && s.metadata.name === name,
+            ),
+          ),
+          logger,
+          delay: clock.delay,
+        }),
     },
   );
   controller.start();

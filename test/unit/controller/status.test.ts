@@ -15,6 +15,7 @@ const accepted: Outcome = {
   refusals: [],
   inLayer: true,
   layerGeneration: 3,
+  exposures: [],
 };
 const refused: Outcome = {
   ...accepted,

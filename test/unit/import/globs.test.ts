@@ -34,6 +34,10 @@ const rows: readonly Row[] = [
     coverage: "partial",
   },
   { glob: "quay.io/*", scope: "quay.io", coverage: "partial" },
+  // Docker Hub repositories are always NAMESPACE/NAME, so a namespace glob covers it exactly.
+  { glob: "*", scope: "docker.io/library", coverage: "all" },
+  { glob: "index.docker.io/bitnami/**", scope: "docker.io/bitnami", coverage: "all" },
+  { glob: "index.docker.io/bitnami/*", scope: "docker.io/bitnami", coverage: "all" },
   { glob: "*.internal.example/**", scope: "*.internal.example", coverage: "partial" },
   // refused: no scope, or the glob never matched anything
   { glob: "ghcr.io/*/app/**", refused: "middle of the path", inert: false },
@@ -43,8 +47,6 @@ const rows: readonly Row[] = [
   { glob: "ghcr.io/acme/app@sha512:**", refused: 'after "@"', inert: false },
   { glob: "ghcr.io:*/**", refused: "registry host", inert: false },
   { glob: "*.internal.example/x/**", refused: "registry host", inert: false },
-  { glob: "*", refused: "Docker Hub namespace", inert: false },
-  { glob: "index.docker.io/bitnami/**", refused: "Docker Hub namespace", inert: false },
   { glob: "ghcr.io/acme/app", refused: "never applied", inert: true },
   { glob: "ghcr.io/acme/app:v1", refused: "never applied", inert: true },
   { glob: "ghcr.io/acme/app:**", refused: "never applied", inert: true },

@@ -160,8 +160,11 @@ describe("authorities that convert", () => {
       secret("release", { "release.pub": b64(A) }),
     ]);
     expect(r.problems).toEqual([]);
-    expect(r.objects[0]?.spec.policy.rootOfTrust.publicKey).toEqual({
-      keySecretRef: { name: "release", namespace: "imagepolicy-system", key: "release.pub" },
+    expect(r.objects[0]?.spec.policy.rootOfTrust).toEqual({
+      policyType: "PublicKey",
+      publicKey: {
+        keySecretRef: { name: "release", namespace: "imagepolicy-system", key: "release.pub" },
+      },
     });
     expect(r.secretCopies).toEqual([
       {
@@ -181,10 +184,9 @@ describe("authorities that convert", () => {
       defaultSecretKey: "key.pem",
     });
     expect(r.problems).toEqual([]);
-    expect(r.objects[0]?.spec.policy.rootOfTrust.publicKey?.keySecretRef).toEqual({
-      name: "k",
-      namespace: "ops",
-      key: "key.pem",
+    expect(r.objects[0]?.spec.policy.rootOfTrust).toEqual({
+      policyType: "PublicKey",
+      publicKey: { keySecretRef: { name: "k", namespace: "ops", key: "key.pem" } },
     });
     expect(r.secretCopies).toEqual([
       { fromNamespace: "sigstore", toNamespace: "ops", name: "k", key: "key.pem", seen: false },

@@ -1,0 +1,135 @@
+// What must hold of a node's files at every instant, whatever happened to the agent (bench/faults.ts
+// and test/apiserver/agent.test.ts check it after every kill -9):
+//
+// - cluster.json exists and every policy file parses with the strict policy.json parser;
+// - no namespace file allows what the cluster.json next to it refuses (docs/design.md rule 5).
+//
+// The second is checked scope by scope: for every scope X of either file, the requirements that
+// decide X in the namespace file must include those that decide X in cluster.json (or reject);
+// an image is decided, in both files, as the first of those scopes in its fallback chain decides
+// (src/compiler/combine.ts allowsNoMore makes the same argument on layers). Sufficient: a file
+// that passes allows nothing cluster.json refuses.
+//
+// Files are parsed once per distinct content (a node holds 500 files of 250 KiB; a run checks
+// after each of 1,000 kills), so the checker keeps what it learnt by content hash.
+
+import { createHash } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { canonicalJson } from "../src/canonicalJson.ts";
+import { fallbackChain } from "../src/compiler/scopes.ts";
+import { parsePolicyJson } from "../src/policyjson/parse.ts";
+
+/** A parsed policy file: scope -> the ids of its requirements ("" is the docker default). */
+interface Decisions {
+  readonly scopes: ReadonlyMap<string, readonly number[]>;
+  readonly reject: number;
+  readonly accept: number;
+}
+
+export class NodeInvariants {
+  readonly #requirementIds = new Map<string, number>();
+  readonly #byHash = new Map<string, Decisions | string>();
+  /** Pairs (namespace file hash, cluster.json hash) found tighter already. */
+  readonly #tighter = new Set<string>();
+  /** How many distinct files were parsed (the work this cache saved is the rest). */
+  parsed = 0;
+
+  #id(r: unknown): number {
+    const key = canonicalJson(r);
+    let id = this.#requirementIds.get(key);
+    if (id === undefined) {
+      id = this.#requirementIds.size;
+      this.#requirementIds.set(key, id);
+    }
+    return id;
+  }
+
+  /** The file's decisions, or why it does not parse. */
+  #decisions(text: string, hash: string): Decisions | string {
+    const known = this.#byHash.get(hash);
+    if (known !== undefined) return known;
+    let result: Decisions | string;
+    try {
+      const policy = parsePolicyJson(text);
+      this.parsed += 1;
+      const scopes = new Map<string, number[]>();
+      for (const [scope, reqs] of Object.entries(policy.transports?.["docker"] ?? {})) {
+        scopes.set(
+          scope,
+          reqs.map((r) => this.#id(r)),
+        );
+      }
+      result = {
+        scopes,
+        reject: this.#id({ type: "reject" }),
+        accept: this.#id({ type: "insecureAcceptAnything" }),
+      };
+      // The default (no docker scope decides) must stay CRI-O's stock accept.
+      if (policy.default.length !== 1 || policy.default[0].type !== "insecureAcceptAnything") {
+        result = "its default is not insecureAcceptAnything";
+      }
+    } catch (err) {
+      result = (err as Error).message;
+    }
+    this.#byHash.set(hash, result);
+    return result;
+  }
+
+  /** Problems with the files under `root` now (empty: every invariant holds). */
+  async check(root: string): Promise<string[]> {
+    const problems: string[] = [];
+    const clusterPath = path.join(root, "etc/crio/imagepolicy/cluster.json");
+    const clusterText = await readFile(clusterPath, "utf8").catch(() => undefined);
+    if (clusterText === undefined) return ["cluster.json is missing"];
+    const clusterHash = hash(clusterText);
+    const cluster = this.#decisions(clusterText, clusterHash);
+    if (typeof cluster === "string") return [`cluster.json does not parse: ${cluster}`];
+    const dir = path.join(root, "etc/crio/policies");
+    for (const name of (await readdir(dir).catch(() => [])).sort()) {
+      if (!name.endsWith(".json")) continue;
+      const text = await readFile(path.join(dir, name), "utf8").catch(() => undefined);
+      if (text === undefined) continue; // replaced meanwhile (the agent is dead: not expected)
+      const h = hash(text);
+      const ns = this.#decisions(text, h);
+      if (typeof ns === "string") {
+        problems.push(`${name} does not parse: ${ns}`);
+        continue;
+      }
+      const pair = `${h} ${clusterHash}`;
+      if (this.#tighter.has(pair)) continue;
+      const looser = this.#looserAt(ns, cluster);
+      if (looser === undefined) this.#tighter.add(pair);
+      else
+        problems.push(
+          `${name} allows what cluster.json refuses at scope ${JSON.stringify(looser)}`,
+        );
+    }
+    return problems;
+  }
+
+  /** A scope where `ns` may allow what `cluster` refuses, or undefined. */
+  #looserAt(ns: Decisions, cluster: Decisions): string | undefined {
+    const decide = (d: Decisions, chain: readonly string[]): readonly number[] => {
+      for (const s of chain) {
+        const r = d.scopes.get(s);
+        if (r !== undefined) return r;
+      }
+      return [d.accept];
+    };
+    for (const scope of new Set([...ns.scopes.keys(), ...cluster.scopes.keys()])) {
+      const chain = scope === "" ? [""] : fallbackChain(scope);
+      const n = decide(ns, chain);
+      if (n.includes(ns.reject)) continue;
+      const have = new Set(n);
+      for (const r of decide(cluster, chain)) {
+        if (r !== cluster.accept && !have.has(r)) return scope;
+      }
+    }
+    return undefined;
+  }
+}
+
+function hash(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}

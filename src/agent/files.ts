@@ -1,0 +1,313 @@
+// The node's files as the agent holds them between reconciles: the manifest (what every file
+// holds), the registries.d document, the texts of the cluster layers cluster.json may hold, what
+// registries.d needs of every layer, and the renderings of the current cluster layer. reconcile()
+// moves the files to a desired state through plan.ts and apply.ts; it reads no policy file back.
+
+import { createHash } from "node:crypto";
+import type { Logger } from "../kube/index.ts";
+import { allowsNoMore, type ScopeIndex } from "../compiler/combine.ts";
+import type { CrioVersion } from "../compiler/crioVersion.ts";
+import { EMPTY_CLUSTER_LAYER, serializeLayer } from "../compiler/layer.ts";
+import type { RegistriesDDocument } from "../compiler/registriesD.ts";
+import { layerRevision } from "../layerConfigMap.ts";
+import { applyPlan, Renderings, type ApplyResult } from "./apply.ts";
+import { layerFilePath, type NodePaths } from "./hostPaths.ts";
+import type { LayerInput, LayerText } from "./layers.ts";
+import { emptyManifest, parseManifest, type Manifest } from "./manifest.ts";
+import type { NodeFs } from "./nodeFs.ts";
+import type { NodeInputs } from "./nodeInputs.ts";
+import { appliedRevisions, plan, type ClusterRelation, type Plan } from "./plan.ts";
+import {
+  computeRegistriesD,
+  parseOwnRegistriesD,
+  registriesDText,
+  type OmittedKey,
+} from "./registriesDFile.ts";
+
+export const EMPTY_LAYER: LayerText = (() => {
+  const text = serializeLayer(EMPTY_CLUSTER_LAYER);
+  return { text, revision: layerRevision(text) };
+})();
+
+export class NodeFilesError extends Error {
+  override readonly name = "NodeFilesError";
+}
+
+export interface DesiredFiles {
+  readonly cluster: LayerText;
+  readonly namespaces: ReadonlyMap<string, LayerInput>;
+  /** What registries.d needs of each layer (registriesIndex), by revision; missing: unknown. */
+  readonly needs: (revision: string) => ScopeIndex | undefined;
+  readonly inputs: NodeInputs;
+  readonly target: CrioVersion;
+  /** Layer texts the informer holds (current and last usable). */
+  readonly text: (revision: string) => string | undefined;
+}
+
+export interface FilesOutcome {
+  readonly result: ApplyResult;
+  readonly plan: Plan;
+  /** The revisions the node reports once the plan ran without error. */
+  readonly applied: Readonly<Record<string, string>>;
+  readonly omittedKeys: readonly OmittedKey[];
+  readonly problems: readonly string[];
+}
+
+export class NodeFiles {
+  readonly #paths: NodePaths;
+  readonly #hostPolicyDir: string;
+  readonly #fs: NodeFs;
+  readonly #logger: Logger;
+  #manifest: Manifest;
+  #manifestText = "";
+  #registriesD: RegistriesDDocument = {};
+  /** Texts of the cluster layers cluster.json may hold (from their layer files). */
+  readonly #clusterTexts = new Map<string, string>([[EMPTY_LAYER.revision, EMPTY_LAYER.text]]);
+  #clusterFilePresent = false;
+  #renderings: Renderings | undefined;
+  #registriesKey = "";
+  #registries: (ReturnType<typeof computeRegistriesD> & { readonly inputs: string }) | undefined;
+
+  constructor(paths: NodePaths, hostPolicyDir: string, fs: NodeFs, logger: Logger) {
+    this.#paths = paths;
+    this.#hostPolicyDir = hostPolicyDir;
+    this.#fs = fs;
+    this.#logger = logger;
+    this.#manifest = emptyManifest(hostPolicyDir);
+  }
+
+  get manifest(): Manifest {
+    return this.#manifest;
+  }
+
+  get clusterFilePresent(): boolean {
+    return this.#clusterFilePresent;
+  }
+
+  /** What the node reports now. */
+  applied(): Record<string, string> {
+    return this.#clusterFilePresent ? appliedRevisions(this.#manifest) : {};
+  }
+
+  /** Reads the manifest, the registries.d file and the layer files, and checks that the files
+   * the manifest lists exist (a missing one is rewritten). Never deletes on doubt: an unreadable
+   * manifest owns nothing. */
+  async load(): Promise<void> {
+    const fs = this.#fs;
+    const p = this.#paths;
+    for (const dir of [dirname(p.clusterJson), p.policyDir, p.registriesD]) await fs.mkdirp(dir);
+    const text = await fs.readText(p.manifest);
+    let m = emptyManifest(this.#hostPolicyDir);
+    if (text !== undefined) {
+      try {
+        const parsed = parseManifest(text);
+        m = parsed.manifest;
+        for (const [rev, t] of parsed.inlineLayers) this.#clusterTexts.set(rev, t);
+        this.#manifestText = parsed.inlineLayers.size > 0 ? "" : text;
+      } catch (err) {
+        this.#logger.error({ err }, "unreadable manifest: owning no namespace file");
+      }
+    }
+    if (m.policyDir !== this.#hostPolicyDir) {
+      this.#logger.warn(
+        { recorded: m.policyDir, now: this.#hostPolicyDir },
+        "policy directory changed: the files listed in the manifest are left alone",
+      );
+      m = { ...m, policyDir: this.#hostPolicyDir, namespaces: {} };
+    }
+    for (const rev of m.clusterLayers) {
+      const t = await fs.readText(layerFilePath(p, rev));
+      if (t !== undefined && layerRevision(t) === rev) this.#clusterTexts.set(rev, t);
+    }
+    // A listed file that is gone must be written again.
+    const namespaces: Record<string, string> = {};
+    const present = new Set(await fs.list(p.policyDir));
+    for (const [ns, rev] of Object.entries(m.namespaces)) {
+      namespaces[ns] = present.has(`${ns}.json`) ? rev : "";
+    }
+    this.#manifest = { ...m, namespaces };
+    this.#clusterFilePresent = await fs.exists(p.clusterJson);
+    const own = await fs.readText(p.registriesDFile);
+    this.#registriesD = (own === undefined ? undefined : parseOwnRegistriesD(own)) ?? {};
+  }
+
+  /** Without a usable cluster layer (before the first list, or none published), a missing
+   * cluster.json is written: the layer it held (if its text is kept), else accept-all, CRI-O's
+   * stock behaviour, which no namespace file can be looser than. */
+  async ensureClusterFile(target: CrioVersion): Promise<ApplyResult | undefined> {
+    if (this.#clusterFilePresent) return undefined;
+    const [only] = this.#manifest.clusterLayers;
+    const keep =
+      this.#manifest.clusterLayers.length === 1 &&
+      only !== undefined &&
+      this.#clusterTexts.has(only);
+    const revision = keep ? only : EMPTY_LAYER.revision;
+    const P = this.#manifest.clusterLayers;
+    const steps: Plan["steps"] = [
+      { kind: "layerFile", revision },
+      { kind: "checkpoint", clusterLayers: [...new Set([...P, revision])] },
+      { kind: "cluster", revision },
+      { kind: "checkpoint", clusterLayers: [revision] },
+    ];
+    const text = (rev: string): string | undefined => this.#clusterTexts.get(rev);
+    return this.#apply({ steps, problems: [] }, this.#renderingsFor(target, text), text);
+  }
+
+  async reconcile(d: DesiredFiles, signal?: AbortSignal): Promise<FilesOutcome> {
+    const C = d.cluster.revision;
+    const text = (rev: string): string | undefined =>
+      rev === C ? d.cluster.text : (this.#clusterTexts.get(rev) ?? d.text(rev));
+    const renderings = this.#renderingsFor(d.target, text);
+    const base = renderings.base([C]);
+    if (base === undefined || base.problems.length > 0) {
+      throw new NodeFilesError(
+        `cluster layer ${C} cannot be rendered for this node: ${base === undefined ? "it does not parse" : base.problems.join("; ")}`,
+      );
+    }
+    const problems: string[] = [];
+    const reg = this.#registriesFor(d, problems);
+    const p = plan({
+      manifest: this.#manifest,
+      clusterFilePresent: this.#clusterFilePresent,
+      cluster: C,
+      namespaces: d.namespaces,
+      relation: this.#relation(C, renderings),
+      registriesD: {
+        current: this.#registriesD,
+        union: reg.union,
+        desired: reg.document,
+        inputs: reg.inputs,
+      },
+    });
+    this.#clusterTexts.set(C, d.cluster.text);
+    const result = await this.#apply(p, renderings, text, signal);
+    renderings.retain([C]);
+    return {
+      result,
+      plan: p,
+      applied: appliedRevisions(result.manifest),
+      omittedKeys: reg.omitted,
+      problems: [...problems, ...p.problems, ...result.problems],
+    };
+  }
+
+  async #apply(
+    p: Plan,
+    renderings: Renderings,
+    text: (rev: string) => string | undefined,
+    signal?: AbortSignal,
+  ): Promise<ApplyResult> {
+    const result = await applyPlan(
+      p,
+      {
+        manifest: this.#manifest,
+        // "" when nothing is on disk yet (or a version 1 manifest is to be replaced).
+        manifestText: this.#manifestText,
+        registriesD: this.#registriesD,
+      },
+      {
+        paths: this.#paths,
+        fs: this.#fs,
+        renderings,
+        layerText: (rev) => this.#clusterTexts.get(rev) ?? text(rev),
+        registriesDText,
+        ...(signal === undefined ? {} : { signal }),
+      },
+    );
+    this.#manifest = result.manifest;
+    this.#manifestText = result.manifestText;
+    this.#registriesD = result.registriesD;
+    if (result.written.includes(this.#paths.clusterJson)) this.#clusterFilePresent = true;
+    // Texts no longer possibly in cluster.json are forgotten (the empty layer stays).
+    for (const rev of [...this.#clusterTexts.keys()]) {
+      if (rev !== EMPTY_LAYER.revision && !result.manifest.clusterLayers.includes(rev)) {
+        this.#clusterTexts.delete(rev);
+      }
+    }
+    return result;
+  }
+
+  #renderingsFor(target: CrioVersion, text: (rev: string) => string | undefined): Renderings {
+    const r = this.#renderings;
+    if (r !== undefined && sameVersion(r.target, target)) {
+      r.setText(text);
+      return r;
+    }
+    this.#renderings = new Renderings(target, text);
+    return this.#renderings;
+  }
+
+  /** How C relates to the layers cluster.json may hold; computed only when they differ. */
+  #relation(C: string, renderings: Renderings): ClusterRelation {
+    const P = this.#manifest.clusterLayers;
+    if (P.length === 0) return "unknown";
+    if (P.every((p) => p === C)) return "same";
+    const c = renderings.index(C);
+    const old = P.map((p) => renderings.index(p));
+    if (c === undefined || old.some((o) => o === undefined)) return "unknown";
+    const olds = old.filter((o): o is ScopeIndex => o !== undefined);
+    if (olds.every((o) => allowsNoMore([c], [o]))) return "tightens";
+    if (olds.every((o) => allowsNoMore([o], [c]))) return "loosens";
+    return "mixed";
+  }
+
+  /** registries.d for the desired state, recomputed only when its inputs changed. */
+  #registriesFor(
+    d: DesiredFiles,
+    problems: string[],
+  ): ReturnType<typeof computeRegistriesD> & { readonly inputs: string } {
+    const revisions: string[] = [d.cluster.revision];
+    for (const [ns, want] of d.namespaces) {
+      const layer = want.ok ? want.layer : want.lastGood;
+      if (layer !== undefined) revisions.push(`${ns}=${layer.revision}`);
+    }
+    // What the desired document depends on (recorded in the manifest); the union with what is on
+    // disk depends on that too.
+    const inputs = createHash("sha256")
+      .update(JSON.stringify([revisions, d.inputs.registries, [...d.inputs.otherKeys]]))
+      .digest("hex")
+      .slice(0, 16);
+    const key = `${inputs} ${JSON.stringify(this.#registriesD)}`;
+    if (this.#registries !== undefined && key === this.#registriesKey) return this.#registries;
+    const cluster = d.needs(d.cluster.revision);
+    if (cluster === undefined) {
+      throw new NodeFilesError(
+        `what registries.d needs of cluster layer ${d.cluster.revision} is not known`,
+      );
+    }
+    const namespaces: ScopeIndex[] = [];
+    for (const [ns, want] of d.namespaces) {
+      const layer = want.ok ? want.layer : want.lastGood;
+      if (layer === undefined) continue;
+      const n = d.needs(layer.revision);
+      if (n === undefined) {
+        problems.push(
+          `namespace ${ns}: what registries.d needs of layer ${layer.revision} is not known`,
+        );
+      } else namespaces.push(n);
+    }
+    const reg = computeRegistriesD(
+      cluster,
+      namespaces,
+      this.#registriesD,
+      d.inputs.registries,
+      d.inputs.otherKeys,
+    );
+    for (const c of reg.conflicts) {
+      problems.push(
+        `scope ${JSON.stringify(c.scope)} needs two lookaside URLs: ${c.urls.join(", ")}`,
+      );
+    }
+    this.#registries = { ...reg, inputs };
+    this.#registriesKey = key;
+    return this.#registries;
+  }
+}
+
+function sameVersion(a: CrioVersion, b: CrioVersion): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function dirname(p: string): string {
+  return p.slice(0, p.lastIndexOf("/")) || "/";
+}

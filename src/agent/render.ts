@@ -1,0 +1,347 @@
+// Rendering one node file at a time (docs/design.md "Scale"): the AND of one or more cluster layers
+// (the "base": the cluster layer for cluster.json and <namespace>.json, or the old and the new
+// cluster layer while a node moves from one to the other) is rendered once, entry by entry, and
+// every namespace file is spliced from those entries and the few its own layer decides. The bytes
+// are those of combine() on the same layers (src/compiler/combine.ts renderValue, entryKeyText and
+// DOCUMENT_TEXT are the one writer; test/unit/agent/render.test.ts compares them on random
+// layers).
+//
+// An entry is `"scope": [requirements]`. A node holds few distinct requirement lists (a few keys,
+// reject, accept...) under many scopes, so each list is rendered once (ValueCache), and each
+// distinct requirement is checked by the strict policy.json parser once: every document written
+// is made of checked requirements, laid out by the canonical writer above.
+
+import {
+  decideOnChain,
+  DOCUMENT_TEXT,
+  entryKeyText,
+  renderValue,
+  type ScopeIndex,
+} from "../compiler/combine.ts";
+import type { CrioVersion } from "../compiler/crioVersion.ts";
+import { canonicalJson } from "../canonicalJson.ts";
+import { render, requirementKey, simplify, type Requirement } from "../compiler/requirements.ts";
+import { compareScopes, fallbackChain, type Scope } from "../compiler/scopes.ts";
+import { parseRequirement } from "../policyjson/parse.ts";
+import { parseStrictJson } from "../strictJson.ts";
+
+export class RenderInvariantError extends Error {
+  override readonly name = "RenderInvariantError";
+}
+
+/** A document as the pieces to write in order (writev: no copy into one buffer), or why it
+ * cannot be rendered. */
+export type Rendered =
+  { ok: true; parts: readonly Buffer[]; length: number } | { ok: false; problems: string[] };
+
+/** The document as one buffer (tests, small documents). */
+export function joined(r: { readonly parts: readonly Buffer[]; readonly length: number }): Buffer {
+  return Buffer.concat(r.parts, r.length);
+}
+
+/** A rendered, checked requirement list. */
+type Value =
+  | {
+      readonly ok: true;
+      readonly bytes: Buffer;
+      readonly reqs: readonly Requirement[];
+      /** Ids of the requirements (ValueCache.keyOf). */
+      readonly key: string;
+    }
+  | { readonly ok: false; readonly problems: readonly string[] };
+
+const NOT_RENDERED: Value = { ok: false, problems: ["not rendered"] };
+const PREFIX = Buffer.from(DOCUMENT_TEXT.prefix);
+const SEPARATOR = Buffer.from(DOCUMENT_TEXT.separator);
+const SUFFIX = Buffer.from(DOCUMENT_TEXT.suffix);
+const EMPTY = Buffer.from(DOCUMENT_TEXT.empty);
+
+/** Above this many lists (or combinations) the cache starts over: its memory stays bounded by
+ * a few files' worth (renderings keep the values they hold). */
+const MAX_ENTRIES = 2048;
+
+/** Rendered requirement lists for one CRI-O version, by content. One per reconcile. */
+export class ValueCache {
+  readonly target: CrioVersion;
+  readonly #keys = new WeakMap<Requirement, string>();
+  readonly #ids = new Map<string, number>();
+  readonly #listKeys = new WeakMap<readonly Requirement[], string>();
+  readonly #values = new Map<string, Value>();
+  readonly #combined = new Map<string, Value>();
+  readonly #checked = new Set<string>();
+  /** Lists rendered (and checked) so far: what the cache saved is the rest. */
+  rendered = 0;
+
+  constructor(target: CrioVersion) {
+    this.target = target;
+  }
+
+  /** Forgets the lists rendered so far (renderings keep the values they hold). */
+  trim(): void {
+    this.#values.clear();
+    this.#combined.clear();
+  }
+
+  /** requirementKey, once per requirement object. */
+  readonly requirementKey = (r: Requirement): string => {
+    let k = this.#keys.get(r);
+    if (k === undefined) {
+      k = requirementKey(r);
+      this.#keys.set(r, k);
+    }
+    return k;
+  };
+
+  #keyOf(reqs: readonly Requirement[]): string {
+    let key = this.#listKeys.get(reqs);
+    if (key === undefined) {
+      key = reqs
+        .map((r) => {
+          const k = this.requirementKey(r);
+          let id = this.#ids.get(k);
+          if (id === undefined) {
+            id = this.#ids.size;
+            this.#ids.set(k, id);
+          }
+          return id;
+        })
+        .join(",");
+      this.#listKeys.set(reqs, key);
+    }
+    return key;
+  }
+
+  /** `reqs` (already simplified) rendered and checked. */
+  value(reqs: readonly Requirement[]): Value {
+    const key = this.#keyOf(reqs);
+    let v = this.#values.get(key);
+    if (v === undefined) {
+      if (this.#values.size >= MAX_ENTRIES) this.#values.clear();
+      v = this.#render(reqs, key);
+      this.#values.set(key, v);
+    }
+    return v;
+  }
+
+  /** The value of `base` AND `extra` (an entry of a namespace layer). */
+  and(base: Value, extra: readonly Requirement[]): Value {
+    if (!base.ok) return base;
+    const key = `${base.key}|${this.#keyOf(extra)}`;
+    let v = this.#combined.get(key);
+    if (v === undefined) {
+      if (this.#combined.size >= MAX_ENTRIES) this.#combined.clear();
+      v = this.value(simplify([...base.reqs, ...extra], this.requirementKey));
+      this.#combined.set(key, v);
+    }
+    return v;
+  }
+
+  #render(reqs: readonly Requirement[], key: string): Value {
+    this.rendered += 1;
+    const r = renderValue(reqs, this.target);
+    if (!r.ok) return { ok: false, problems: r.problems };
+    for (const req of reqs) this.#check(req);
+    return { ok: true, bytes: Buffer.from(r.text), reqs, key };
+  }
+
+  /** Each distinct requirement, rendered alone, passes the strict policy.json parser (once). */
+  #check(req: Requirement): void {
+    const key = this.requirementKey(req);
+    if (this.#checked.has(key)) return;
+    const text = canonicalJson(render(req));
+    try {
+      parseRequirement(parseStrictJson(text), "requirement");
+    } catch (cause) {
+      throw new RenderInvariantError(
+        `a rendered requirement fails the strict parser: ${(cause as Error).message}: ${text}`,
+        { cause },
+      );
+    }
+    this.#checked.add(key);
+  }
+}
+
+/** The requirements deciding a scope in the AND of `layers`, from its fallback chain. */
+function andOnChain(
+  layers: readonly ScopeIndex[],
+  chain: readonly Scope[],
+  key: (r: Requirement) => string,
+): readonly Requirement[] {
+  const decided: Requirement[] = [];
+  let deciders = 0;
+  let only: readonly Requirement[] = [];
+  for (const l of layers) {
+    const d = decideOnChain(l, chain);
+    if (d === undefined) continue;
+    deciders += 1;
+    only = d.entry.requirements;
+    decided.push(...only);
+  }
+  // One deciding layer: its entry is simplified already.
+  return deciders === 1 ? only : simplify(decided, key);
+}
+
+/** Joins entries (key bytes, value bytes) into a document. */
+function assemble(keys: readonly Buffer[], values: readonly Buffer[]): Buffer {
+  if (keys.length === 0) return EMPTY;
+  const parts: Buffer[] = [PREFIX];
+  let length = PREFIX.length + SUFFIX.length + SEPARATOR.length * (keys.length - 1);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    const v = values[i];
+    if (k === undefined || v === undefined) throw new RenderInvariantError("entry missing");
+    if (i > 0) parts.push(SEPARATOR);
+    parts.push(k, v);
+    length += k.length + v.length;
+  }
+  parts.push(SUFFIX);
+  return Buffer.concat(parts, length);
+}
+
+/** The AND of `base` layers, rendered entry by entry for one CRI-O version. */
+export class BaseRendering {
+  readonly base: readonly ScopeIndex[];
+  /** Features of the base the target cannot parse (then nothing renders). */
+  readonly problems: readonly string[];
+  readonly #cache: ValueCache;
+  readonly #scopes: readonly Scope[];
+  readonly #keys: readonly Buffer[];
+  readonly #values: readonly Value[];
+  readonly #chains: readonly (readonly Scope[])[];
+  /** Scope -> indexes of the base scopes whose fallback chain holds it. */
+  readonly #under = new Map<Scope, number[]>();
+  readonly #base: ReadonlySet<Scope>;
+  #document: Buffer | undefined;
+  readonly #start: number[] = [];
+  readonly #end: number[] = [];
+
+  constructor(base: readonly ScopeIndex[], cache: ValueCache) {
+    this.base = base;
+    this.#cache = cache;
+    const all = new Set<Scope>();
+    for (const l of base) for (const s of l.scopes.keys()) all.add(s);
+    this.#scopes = [...all].sort(compareScopes);
+    this.#base = all;
+    const problems = new Set<string>();
+    const keys: Buffer[] = [];
+    const values: Value[] = [];
+    const chains: (readonly Scope[])[] = [];
+    this.#scopes.forEach((scope, i) => {
+      const chain = fallbackChain(scope);
+      chains.push(chain);
+      for (const s of chain) {
+        const list = this.#under.get(s);
+        if (list === undefined) this.#under.set(s, [i]);
+        else list.push(i);
+      }
+      const v = cache.value(andOnChain(base, chain, cache.requirementKey));
+      if (!v.ok) for (const p of v.problems) problems.add(p);
+      keys.push(Buffer.from(entryKeyText(scope)));
+      values.push(v);
+    });
+    this.#keys = keys;
+    this.#values = values;
+    this.#chains = chains;
+    this.problems = [...problems].sort();
+  }
+
+  /** The document of the base alone (cluster.json when the base is one cluster layer). */
+  document(): Rendered {
+    if (this.problems.length > 0) return { ok: false, problems: [...this.problems] };
+    if (this.#document === undefined) {
+      // Where each entry starts (its key) and ends (its value) in the document.
+      let offset = PREFIX.length;
+      this.#scopes.forEach((_, i) => {
+        if (i > 0) offset += SEPARATOR.length;
+        this.#start.push(offset);
+        offset += (this.#keys[i]?.length ?? 0) + bytesOf(this.#values[i] ?? NOT_RENDERED).length;
+        this.#end.push(offset);
+      });
+      this.#document = assemble(this.#keys, this.#values.map(bytesOf));
+    }
+    return { ok: true, parts: [this.#document], length: this.#document.length };
+  }
+
+  /** The document of the base AND `namespace`: runs of base entries the namespace does not
+   * touch are copied from the base document as they are. */
+  withNamespace(namespace: ScopeIndex): Rendered {
+    const doc = this.document();
+    if (!doc.ok) return doc;
+    const base = doc.parts[0] ?? EMPTY;
+    const cache = this.#cache;
+    // Base scopes a namespace scope decides: their values change.
+    const changed = new Map<number, Value>();
+    for (const s of namespace.scopes.keys()) {
+      for (const i of this.#under.get(s) ?? []) {
+        if (changed.has(i)) continue;
+        const d = decideOnChain(namespace, this.#chains[i] ?? []);
+        const v = this.#values[i];
+        if (d !== undefined && v !== undefined) changed.set(i, cache.and(v, d.entry.requirements));
+      }
+    }
+    // Scopes only the namespace has, with their values.
+    const own: [Scope, Value][] = [...namespace.scopes]
+      .filter(([s]) => !this.#base.has(s))
+      .sort(([a], [b]) => compareScopes(a, b))
+      .map(([scope, e]) => [
+        scope,
+        cache.and(
+          cache.value(andOnChain(this.base, fallbackChain(scope), cache.requirementKey)),
+          e.requirements,
+        ),
+      ]);
+    const problems = new Set<string>();
+    for (const v of [...changed.values(), ...own.map(([, v]) => v)]) {
+      if (!v.ok) for (const p of v.problems) problems.add(p);
+    }
+    if (problems.size > 0) return { ok: false, problems: [...problems].sort() };
+
+    const parts: Buffer[] = [PREFIX];
+    let entries = 0;
+    const entry = (key: Buffer, value: Value): void => {
+      if (entries++ > 0) parts.push(SEPARATOR);
+      parts.push(key, bytesOf(value));
+    };
+    let runStart = -1;
+    const flush = (endExclusive: number): void => {
+      if (runStart < 0) return;
+      if (entries++ > 0) parts.push(SEPARATOR);
+      parts.push(base.subarray(this.#start[runStart], this.#end[endExclusive - 1]));
+      runStart = -1;
+    };
+    let j = 0;
+    for (let i = 0; i < this.#scopes.length; i++) {
+      const scope = this.#scopes[i] ?? "";
+      for (
+        let next = own[j];
+        next !== undefined && compareScopes(next[0], scope) < 0;
+        next = own[++j]
+      ) {
+        flush(i);
+        entry(Buffer.from(entryKeyText(next[0])), next[1]);
+      }
+      const v = changed.get(i);
+      if (v === undefined) {
+        if (runStart < 0) runStart = i;
+        continue;
+      }
+      flush(i);
+      entry(this.#keys[i] ?? Buffer.alloc(0), v);
+    }
+    flush(this.#scopes.length);
+    for (; j < own.length; j++) {
+      const [scope, v] = own[j] ?? ["", undefined];
+      if (v !== undefined) entry(Buffer.from(entryKeyText(scope)), v);
+    }
+    if (entries === 0) return { ok: true, parts: [EMPTY], length: EMPTY.length };
+    parts.push(SUFFIX);
+    let length = 0;
+    for (const p of parts) length += p.length;
+    return { ok: true, parts, length };
+  }
+}
+
+function bytesOf(v: Value): Buffer {
+  if (!v.ok) throw new RenderInvariantError("an unrendered value");
+  return v.bytes;
+}
