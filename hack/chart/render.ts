@@ -15,6 +15,9 @@
 // - each flag the command documents in its usage text -> .Values.<command>.flags.<camelCase>,
 //   except the flags bound to the pod itself (FIXED_FLAGS, host paths): default = the value
 //   config/ passes, or null (not passed: the command's own default applies);
+// - an object in a namespace config/ passes to a flag of PER_NAMESPACE_FLAGS (the controller's
+//   --protected-namespace: its Role and RoleBinding to list pods there): one copy per item of
+//   that flag's value, its metadata.namespace the item;
 // - the CRDs: .Values.crds.install, and .Values.crds.keep adds `helm.sh/resource-policy: keep`
 //   (the one difference from kustomize with default values: Helm then never deletes the CRDs, and
 //   with them every policy, on uninstall).
@@ -58,6 +61,14 @@ const FIXED_FLAGS: ReadonlyMap<string, string> = new Map([
   ["health-addr", "bound to the container's probes"],
 ]);
 
+/** Repeatable flags naming namespaces where the workload needs objects of its own (RBAC): an
+ * object config/ puts in one of the namespaces it passes is rendered once per item of the value,
+ * so the grants follow the value. With an empty list the flag is not passed and the command's
+ * default applies; the objects then follow config/'s list. */
+const PER_NAMESPACE_FLAGS: ReadonlyMap<string, string> = new Map([
+  ["protected-namespace", "the controller lists the pods of each protected namespace"],
+]);
+
 /** A flag whose usage metavar is a host path is bound to the pod's hostPath mounts. */
 const HOST_PATH_METAVARS = new Set(["PATH", "DIR"]);
 
@@ -67,6 +78,7 @@ const P = {
   namespace: "ZZIPNAMESPACEZZ",
   image: "ZZIPIMAGEZZ",
   keep: "ZZIPKEEPZZ",
+  rangeNamespace: "ZZIPRANGENSZZ",
   args: (i: number) => `ZZIPARGS${"X".repeat(i + 1)}ZZ`,
   resources: (i: number) => `ZZIPRESOURCES${"X".repeat(i + 1)}ZZ`,
 };
@@ -275,6 +287,12 @@ function template(source: JsonObject, parsed: Parsed): string {
     obj = replaced;
     workloadPlaceholders(obj, parsed, blocks);
   }
+  const perNamespace = perNamespaceFlag(source, parsed);
+  if (perNamespace !== undefined) {
+    const metadata = objectAt(obj, "metadata");
+    if (metadata === undefined) throw new ChartError("a namespaced object without metadata");
+    metadata["namespace"] = P.rangeNamespace;
+  }
   const serialised = escapeTemplate(
     stringify(obj, { lineWidth: 0, aliasDuplicateObjects: false }),
   ).split("\n");
@@ -312,15 +330,48 @@ function template(source: JsonObject, parsed: Parsed): string {
     lines.push(line);
   }
   let text = lines.join("\n");
-  text = text.replaceAll(P.namespace, "{{ .Values.namespace.name }}");
-  text = text.replaceAll(P.image, `{{ include "${HELPER}.image" . | toJson }}`);
+  // Inside a range (perNamespace) "." is the item: the root is "$", which means the root anywhere.
+  const root = perNamespace === undefined ? "." : "$";
+  text = text.replaceAll(P.namespace, `{{ ${root === "." ? "" : root}.Values.namespace.name }}`);
+  text = text.replaceAll(P.image, `{{ include "${HELPER}.image" ${root} | toJson }}`);
+  text = text.replaceAll(P.rangeNamespace, "{{ $ns }}");
   const left = ANY_PLACEHOLDER.exec(text);
   if (left !== null) throw new ChartError(`placeholder ${left[0]} left in a ${kind ?? ""}`);
   if (isCrd) return `${GENERATED}{{- if .Values.crds.install }}\n${text}{{- end }}\n`;
   if (kind === "Namespace" && stringAt(source, "metadata", "name") === parsed.namespace) {
     return `${GENERATED}{{- if .Values.namespace.create }}\n${text}{{- end }}\n`;
   }
+  if (perNamespace !== undefined) {
+    const { workload, flag } = perNamespace;
+    const list = `.Values.${workload.command}.flags.${flag.key}`;
+    const fallback = `(list ${(Array.isArray(flag.default) ? flag.default : []).map((n) => JSON.stringify(n)).join(" ")})`;
+    return (
+      `${GENERATED}{{- /* One per item of ${list}: ${PER_NAMESPACE_FLAGS.get(flag.doc.name) ?? ""}. */ -}}\n` +
+      `{{- range $ns := (${list} | default ${fallback}) }}\n---\n${text}{{- end }}\n`
+    );
+  }
   return `${GENERATED}${text}`;
+}
+
+/** The workload flag of PER_NAMESPACE_FLAGS whose config/ value holds the object's namespace. */
+function perNamespaceFlag(
+  obj: JsonObject,
+  parsed: Parsed,
+): { readonly workload: Workload; readonly flag: ValueFlag } | undefined {
+  const ns = stringAt(obj, "metadata", "namespace");
+  if (ns === undefined || ns === parsed.namespace) return undefined;
+  for (const workload of parsed.workloads) {
+    for (const flag of workload.flags) {
+      if (
+        PER_NAMESPACE_FLAGS.has(flag.doc.name) &&
+        Array.isArray(flag.default) &&
+        flag.default.includes(ns)
+      ) {
+        return { workload, flag };
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Every string naming the namespace as a whole word, or equal to the image, gets a placeholder. */

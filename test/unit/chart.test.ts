@@ -200,6 +200,46 @@ describe("charts/imagepolicy-operator", () => {
   );
 
   it(
+    "grants the protected-pods Role in every protected namespace the values name",
+    async () => {
+      const grants = (list: readonly JsonObject[]): string[] =>
+        list
+          .filter((o) => str(o, "metadata", "name") === "imagepolicy-controller-protected-pods")
+          .map((o) => `${str(o, "kind") ?? ""} ${str(o, "metadata", "namespace") ?? ""}`)
+          .sort();
+      const rendered = await template(
+        "--set",
+        "controller.flags.protectedNamespace={kube-system,calico-system}",
+        "--set",
+        "namespace.name=policy-ops",
+      );
+      expect(grants(rendered)).toEqual([
+        "Role calico-system",
+        "Role kube-system",
+        "RoleBinding calico-system",
+        "RoleBinding kube-system",
+      ]);
+      expect(args(workload(rendered, "Deployment"))).toEqual(
+        expect.arrayContaining([
+          "--protected-namespace=kube-system",
+          "--protected-namespace=calico-system",
+        ]),
+      );
+      for (const o of rendered.filter((b) => str(b, "kind") === "RoleBinding")) {
+        const subjects = o["subjects"];
+        for (const sub of Array.isArray(subjects) ? subjects : []) {
+          expect(str(sub, "namespace"), key(o)).toBe("policy-ops");
+        }
+      }
+      // An empty list passes no flag (the controller's default, kube-system, applies): the grant
+      // follows config/'s list.
+      const empty = await template("--set", "controller.flags.protectedNamespace=null");
+      expect(grants(empty)).toEqual(["Role kube-system", "RoleBinding kube-system"]);
+    },
+    LONG,
+  );
+
+  it(
     "leaves the Namespace out with namespace.create=false, the CRDs with crds.install=false",
     async () => {
       const noNs = await template("--set", "namespace.create=false");
