@@ -11,7 +11,7 @@
 # PROMTOOL_TAGS (default remove_all_sd): promtool links every service discovery plugin of
 # Prometheus (AWS, Azure, GCE, Kubernetes, ...) through github.com/prometheus/prometheus/plugins;
 # the upstream build tag remove_all_sd leaves them out (plugins/plugin_*.go). `promtool test
-# rules` and `check rules` use none of them. docs/operate.md has the cold build times of both.
+# rules` and `check rules` use none of them. docs/operate.md says what is known of its build time.
 #
 # Environment: PROMETHEUS_VERSION (default from hack/tools/promql-metrics/go.mod), PROMTOOL_TAGS,
 # GO (default go on PATH, else /usr/local/go/bin/go).
