@@ -8,6 +8,9 @@ hack/tools/evaluator.sh >/dev/null
 hack/tools/fixtures.sh >/dev/null
 hack/tools/control-plane.sh >/dev/null
 hack/tools/crio.sh >/dev/null
+hack/tools/helm.sh >/dev/null
+hack/tools/promtool.sh >/dev/null
+hack/tools/kstatus.sh >/dev/null
 # The local node (test/node): kubelet, kube-scheduler, kube-proxy after the control plane, whose
 # Go build cache they share; CNI plugins; the operator image and the pause and test images.
 hack/tools/kubelet.sh >/dev/null

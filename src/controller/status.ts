@@ -12,7 +12,9 @@ import {
 } from "../nodeStatus.ts";
 import type { Outcome, Refusal } from "./plan.ts";
 
-export type Condition = ContractCondition<"Compiled" | "Applied" | "Ready" | "LockOutRisk">;
+export type Condition = ContractCondition<
+  "Compiled" | "Applied" | "Ready" | "LockOutRisk" | "Stalled"
+>;
 
 export interface Rollout {
   readonly nodesApplied: number;
@@ -332,14 +334,21 @@ export function desiredStatus(
             now,
           ),
         ];
+  // Present only while the current generation is refused: kstatus (sigs.k8s.io/cli-utils
+  // pkg/kstatus/status, read by Flux, Helm 4's --wait and kpt) reports Failed only for
+  // Stalled=True; Ready=False alone reads as InProgress (docs/operate.md).
+  const stalled =
+    first === undefined
+      ? []
+      : [condition(previous, "Stalled", "True", compiled.reason, compiled.message, g, now)];
   return {
     ...(g === undefined ? {} : { observedGeneration: g }),
-    conditions: [compiled, applied, ready, ...lockOut],
+    conditions: [compiled, applied, ready, ...lockOut, ...stalled],
     ...(rollout === undefined ? {} : { rollout }),
   };
 }
 
-const OWN_CONDITIONS = new Set(["Compiled", "Applied", "Ready", "LockOutRisk"]);
+const OWN_CONDITIONS = new Set(["Compiled", "Applied", "Ready", "LockOutRisk", "Stalled"]);
 
 /** True when `desired` differs from what the object carries in the fields the controller owns. */
 export function statusChanged(

@@ -103,6 +103,26 @@ describe("policy status", () => {
     ]);
   });
 
+  it("says Stalled while the current generation is refused, and drops it once accepted", () => {
+    // kstatus reads Stalled=True as Failed; Ready=False alone would read as InProgress forever.
+    const s = desiredStatus(refused, layer, new Fleet([node("n1", "aaaa")]), undefined, "T1");
+    const stalled = s.conditions.find((c) => c.type === "Stalled");
+    expect([stalled?.status, stalled?.reason, stalled?.observedGeneration]).toEqual([
+      "True",
+      "InvalidKey",
+      4,
+    ]);
+    const fixed = desiredStatus(
+      { ...accepted, generation: 5, layerGeneration: 5 },
+      layer,
+      new Fleet([node("n1", "aaaa")]),
+      observedStatus({ status: s }),
+      "T2",
+    );
+    expect(fixed.conditions.map((c) => c.type)).not.toContain("Stalled");
+    expect(statusChanged(fixed, observedStatus({ status: s }))).toBe(true);
+  });
+
   it("moves lastTransitionTime only when a condition's status changes", () => {
     const first = desiredStatus(accepted, layer, new Fleet([node("n1", "old0")]), undefined, "T1");
     const observed = observedStatus({ status: first });
