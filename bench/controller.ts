@@ -20,7 +20,6 @@
 import { cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { canonicalJson } from "../src/canonicalJson.ts";
 import { parseCrioVersion } from "../src/compiler/crioVersion.ts";
@@ -29,7 +28,14 @@ import { secretLookupFrom } from "../src/compiler/validate.ts";
 import { Controller, LAYERS_KEY, type ControllerInformers } from "../src/controller/controller.ts";
 import { isUpToDate, layerConfigMap, readPublished } from "../src/controller/layerConfigMaps.ts";
 import { ControllerMetrics } from "../src/controller/metrics.ts";
-import { outcomeKey, plan, type Plan, type PlanInput } from "../src/controller/plan.ts";
+import { policyRef, refKey } from "../src/api/types.ts";
+import type {
+  ControllerApi,
+  ControllerInformer,
+  EventSink,
+  ObjectAddress,
+} from "../src/controller/api.ts";
+import { plan, type Plan, type PlanInput } from "../src/controller/plan.ts";
 import {
   desiredStatus,
   Fleet,
@@ -40,8 +46,7 @@ import {
   type ObservedStatus,
   type PolicyStatus,
 } from "../src/controller/status.ts";
-import { KubeClient, type AppliedObject, type ListWatcher } from "../src/kube/client.ts";
-import { EventRecorder } from "../src/kube/events.ts";
+import type { AppliedObject, ListWatcher } from "../src/kube/client.ts";
 import { Informer } from "../src/kube/informer.ts";
 import type { KubeObject, Resource } from "../src/kube/objects.ts";
 import { WorkQueue } from "../src/kube/workQueue.ts";
@@ -246,7 +251,7 @@ function generateControllerFixture(seed: number): ControllerFixture {
   });
   const caughtUpFleet = new Fleet(caughtUp);
   for (const o of objects) {
-    const key = outcomeKey(
+    const key = refKey(
       o.metadata.namespace === undefined
         ? { kind: "ClusterImagePolicy", name: o.metadata.name }
         : { kind: "ImagePolicy", name: o.metadata.name, namespace: o.metadata.namespace },
@@ -291,7 +296,7 @@ function runOnce(f: ControllerFixture): Sample {
   for (const o of [...f.cips, ...f.ips]) {
     const ns = o.metadata.namespace;
     objects.set(
-      outcomeKey(
+      refKey(
         ns === undefined
           ? { kind: "ClusterImagePolicy", name: o.metadata.name }
           : { kind: "ImagePolicy", name: o.metadata.name, namespace: ns },
@@ -357,44 +362,22 @@ function runOnce(f: ControllerFixture): Sample {
 // The real Controller on in-memory informers
 
 /** Records writes instead of sending them; no request leaves the process. */
-class RecordingClient extends KubeClient {
+class RecordingClient implements ControllerApi, EventSink {
   readonly statusPatches = new Map<string, unknown>();
   applies = 0;
-  constructor() {
-    // A configuration that is never dialled: every call the controller makes is overridden.
-    const config = new KubeConfig();
-    config.loadFromOptions({
-      clusters: [{ name: "bench", server: "https://127.0.0.1:1", skipTLSVerify: false }],
-      users: [{ name: "bench" }],
-      contexts: [{ name: "bench", cluster: "bench", user: "bench" }],
-      currentContext: "bench",
-    });
-    super(config);
-  }
-  override apply(obj: KubeObject): Promise<AppliedObject> {
+  apply(obj: KubeObject): Promise<AppliedObject> {
     this.applies += 1;
     return Promise.resolve({ ...obj.metadata, resourceVersion: "1" });
   }
-  override patchStatus(
-    _resource: Resource,
-    ref: { readonly name: string; readonly namespace?: string | undefined },
-    status: unknown,
-  ): Promise<AppliedObject> {
-    this.statusPatches.set(
-      outcomeKey(
-        ref.namespace === undefined
-          ? { kind: "ClusterImagePolicy", name: ref.name }
-          : { kind: "ImagePolicy", name: ref.name, namespace: ref.namespace },
-      ),
-      status,
-    );
-    return Promise.resolve({ ...ref, resourceVersion: "1" });
+  patchStatus(_resource: Resource, ref: ObjectAddress, status: unknown): Promise<AppliedObject> {
+    this.statusPatches.set(refKey(policyRef(ref.name, ref.namespace)), status);
+    return Promise.resolve({ name: ref.name, resourceVersion: "1" });
   }
-  override delete(): Promise<boolean> {
+  delete(): Promise<boolean> {
     return Promise.resolve(true);
   }
-  override create(_resource: Resource, obj: KubeObject): Promise<KubeObject> {
-    return Promise.resolve(obj);
+  record(): Promise<void> {
+    return Promise.resolve();
   }
 }
 
@@ -434,7 +417,7 @@ async function runController(
     nodeStatuses: informer("imagepolicynodestatuses", f.reports),
     protectedPods: [],
   };
-  const all: Informer[] = [
+  const all: ControllerInformer[] = [
     informers.clusterImagePolicies,
     informers.imagePolicies,
     informers.nodes,
@@ -453,10 +436,10 @@ async function runController(
       ...TRUST,
     },
     {
-      client,
+      api: client,
       informers,
       queue: new WorkQueue(),
-      events: new EventRecorder({ client, controller: "bench", instance: "bench", clock, logger }),
+      events: client,
       metrics: new ControllerMetrics(),
       clock,
       logger,
@@ -502,7 +485,7 @@ async function runController(
 function objectOf(f: ControllerFixture, key: string): KubeObject | undefined {
   return [...f.cips, ...f.ips].find(
     (o) =>
-      outcomeKey(
+      refKey(
         o.metadata.namespace === undefined
           ? { kind: "ClusterImagePolicy", name: o.metadata.name }
           : { kind: "ImagePolicy", name: o.metadata.name, namespace: o.metadata.namespace },
