@@ -168,11 +168,7 @@ export class World {
 
   #withOtherKey<T extends AnyImagePolicy>(o: T): T {
     const trust = o.spec.policy.rootOfTrust;
-    if (
-      trust.policyType !== "PublicKey" ||
-      trust.publicKey === undefined ||
-      !("keyData" in trust.publicKey)
-    ) {
+    if (trust.policyType !== "PublicKey" || !("keyData" in trust.publicKey)) {
       throw new BenchError(`${o.metadata.name} has no inline public key`);
     }
     const current = trust.publicKey.keyData;
