@@ -1,5 +1,5 @@
 // Fault-injection benchmark (hack/bench-faults), not part of the default test run (a bounded
-// version is in test/apiserver/agent.test.ts):
+// version is in test/apiserver/faults.test.ts):
 //
 // 1. kill -9: the REAL agent process on one node, against a REAL kube-apiserver with the large
 //    fixture's layers (bench/world.ts), is killed at random points while it moves the node from
