@@ -63,33 +63,44 @@ export function groupByLayer<T>(
   return { cluster, namespaces };
 }
 
-/** The layers of the chosen forms: the cluster layer, and one layer per namespace that has at
- * least one chosen form (sorted by namespace). */
-export function layersOf(candidates: Iterable<Candidate<string>>): {
+/** The layers of `forms` (each a policy's form and the ref it is known by): the cluster layer,
+ * and one layer per namespace that has at least one form (sorted by namespace). */
+export function makeLayers(
+  forms: Iterable<{ readonly ref: ObjectRef; readonly policy: LayerPolicy }>,
+): {
   cluster: Layer;
   namespaces: Map<string, Layer>;
 } {
-  const chosen = [...candidates].flatMap((c) =>
-    c.chosen === undefined ? [] : [{ ns: c.ref.namespace, policy: c.chosen }],
-  );
-  const grouped = groupByLayer(chosen, (c) => c.ns);
+  const grouped = groupByLayer(forms, (f) => f.ref.namespace);
   const namespaces = new Map<string, Layer>();
   for (const [ns, list] of grouped.namespaces) {
     namespaces.set(
       ns,
       makeLayer(
         ns,
-        list.map((c) => c.policy),
+        list.map((f) => f.policy),
       ),
     );
   }
   return {
     cluster: makeLayer(
       undefined,
-      grouped.cluster.map((c) => c.policy),
+      grouped.cluster.map((f) => f.policy),
     ),
     namespaces,
   };
+}
+
+/** The layers of the candidates' chosen forms (makeLayers). */
+export function layersOf(candidates: Iterable<Candidate<string>>): {
+  cluster: Layer;
+  namespaces: Map<string, Layer>;
+} {
+  return makeLayers(
+    [...candidates].flatMap((c) =>
+      c.chosen === undefined ? [] : [{ ref: c.ref, policy: c.chosen }],
+    ),
+  );
 }
 
 function sameContent(a: LayerPolicy | undefined, b: LayerPolicy | undefined): boolean {

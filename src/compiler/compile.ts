@@ -48,10 +48,21 @@ export function compileAll(
     ...validated.diagnostics,
     ...candidates.flatMap((c) => c.refusals.map((r) => ({ object: c.ref, ...r }))),
   ];
-  const reg = registriesD(cluster, [...namespaces.values()]);
   const base = { validated, cluster, namespaces };
   if (diagnostics.length > 0) return { ...base, diagnostics };
+  return { ...base, diagnostics, files: renderFiles(cluster, namespaces, target) };
+}
 
+/** Stage three over every layer: the files a node holds (cluster.json, one policy.json per
+ * namespace layer, the registries.d file). The layers passed stages one and two: every feature
+ * they use renders for `target` and no scope needs two lookasides. The controller's plan()
+ * publishes layers whose rendering is exactly this (test/evaluator/golden.test.ts). */
+export function renderFiles(
+  cluster: ScopeIndex,
+  namespaces: ReadonlyMap<string, ScopeIndex>,
+  target: CrioVersion,
+): CompiledFiles {
+  const reg = registriesD(cluster, [...namespaces.values()]);
   const clusterDoc = combine([cluster], target);
   if (!clusterDoc.ok) throw new CompileInvariantError(clusterDoc.problems.join("; "));
   const namespaceJson = new Map<string, string>();
@@ -61,11 +72,10 @@ export function compileAll(
     if (!doc.ok) throw new CompileInvariantError(doc.problems.join("; "));
     namespaceJson.set(ns, doc.text);
   }
-  return {
-    ...base,
-    diagnostics,
-    files: { clusterJson: clusterDoc.text, namespaceJson, registriesDYaml: reg.text },
-  };
+  if (reg.conflicts.length > 0) {
+    throw new CompileInvariantError(`lookaside conflicts left: ${JSON.stringify(reg.conflicts)}`);
+  }
+  return { clusterJson: clusterDoc.text, namespaceJson, registriesDYaml: reg.text };
 }
 
 /** The files a node holds, as paths relative to an output root (the CLI's layout). */

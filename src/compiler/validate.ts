@@ -23,8 +23,8 @@ import type { SignedIdentity } from "../policyjson/types.ts";
 import type { CrioVersion } from "./crioVersion.ts";
 import type { Diagnostic } from "./diagnostics.ts";
 import { checkCertificates, checkGpgKeyring, checkPublicKey, type KeyCheck } from "./keys.ts";
-import { groupByLayer } from "./assemble.ts";
-import { makeLayer, type Layer, type LayerPolicy } from "./layer.ts";
+import { makeLayers } from "./assemble.ts";
+import type { Layer, LayerPolicy } from "./layer.ts";
 import { unsupportedFor, type Requirement } from "./requirements.ts";
 import {
   parseExactReference,
@@ -330,23 +330,11 @@ export function validate(
 ): ValidateResult {
   const validated = objects.map((o) => validatePolicy(o, secrets, target));
   const diagnostics = validated.flatMap((v) => (v.ok ? [] : v.diagnostics));
-  const accepted = validated.flatMap((v) => (v.ok ? [v] : []));
-  const grouped = groupByLayer(accepted, (v) => v.object.namespace);
-  const namespaces = new Map<string, Layer>();
-  for (const [ns, list] of grouped.namespaces) {
-    namespaces.set(
-      ns,
-      makeLayer(
-        ns,
-        list.map((v) => v.policy),
-      ),
-    );
-  }
+  const { cluster, namespaces } = makeLayers(
+    validated.flatMap((v) => (v.ok ? [{ ref: v.object, policy: v.policy }] : [])),
+  );
   return {
-    cluster: makeLayer(
-      undefined,
-      grouped.cluster.map((v) => v.policy),
-    ),
+    cluster,
     namespaces,
     diagnostics,
     results: validated,
