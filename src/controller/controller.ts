@@ -148,6 +148,8 @@ export class Controller {
   /** The node snapshot of the last rollout round. */
   #fleet: Fleet = new Fleet([]);
   #lastRolloutAt: number | undefined;
+  /** A Node or a report changed since the last rollout round. */
+  #fleetDirty = false;
   readonly #written = new Map<string, LayerWritten>();
   /** The resourceVersion each status patch produced, by refKey: events carrying it are ours. */
   readonly #ownWrites = new Map<string, string>();
@@ -231,6 +233,7 @@ export class Controller {
 
   /** Queues a rollout round: now, or when the last one is a second old. */
   #scheduleRollout(): void {
+    this.#fleetDirty = true;
     const last = this.#lastRolloutAt;
     const wait = last === undefined ? 0 : last + ROLLOUT_MIN_INTERVAL_MS - this.#d.clock.now();
     // A wall clock that stepped back (a wait longer than the interval) never holds it off.
@@ -451,6 +454,7 @@ export class Controller {
     const { clock, queue, metrics } = this.#d;
     const now = clock.now();
     this.#lastRolloutAt = now;
+    this.#fleetDirty = false;
     const nodes = this.#nodes();
     this.#fleet = new Fleet(nodes);
     const p = this.#plan;
@@ -561,6 +565,13 @@ export class Controller {
     // Changed since the plan: its event queued the layers key, which queues this key again.
     if (obj.metadata.generation !== outcome.generation) return;
 
+    // Thousands of status keys may wait in the queue ahead of the rollout key: one that runs
+    // while reports changed and a round is due runs the round first, so no status is written
+    // from a snapshot older than the interval (and written again right after).
+    const since = this.#lastRolloutAt === undefined ? 0 : this.#d.clock.now() - this.#lastRolloutAt;
+    if (this.#fleetDirty && (since >= ROLLOUT_MIN_INTERVAL_MS || since < 0)) {
+      this.#reconcileRollout();
+    }
     const layer = outcome.inLayer ? this.#layerRef(ref.namespace ?? "") : undefined;
     const observed = observedStatus(obj);
     const now = new Date(this.#d.clock.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
