@@ -27,6 +27,12 @@ import { parseImage } from "../src/compiler/scopes.ts";
 import { secretLookupFrom } from "../src/compiler/validate.ts";
 import { Controller, LAYERS_KEY, type ControllerInformers } from "../src/controller/controller.ts";
 import { isUpToDate, layerConfigMap, readPublished } from "../src/controller/layerConfigMaps.ts";
+import {
+  compactNodeStatus,
+  nodeReportOf,
+  RevisionsInterner,
+  runtimeVersionOf,
+} from "../src/controller/cache.ts";
 import { ControllerMetrics } from "../src/controller/metrics.ts";
 import { policyRef, refKey } from "../src/api/types.ts";
 import type {
@@ -84,6 +90,9 @@ interface ControllerFixture {
   readonly ips: KubeObject[];
   readonly nodes: KubeObject[];
   readonly reports: KubeObject[];
+  /** The reports as the controller's informer keeps them (main.ts: compactNodeStatus). */
+  readonly compactReports: KubeObject[];
+  readonly interner: RevisionsInterner;
   readonly layers: KubeObject[];
   readonly planInput: (layers: readonly KubeObject[]) => PlanInput;
   readonly published: Plan;
@@ -130,27 +139,20 @@ function layerRefOf(p: Plan, key: string): LayerRef | undefined {
     : { kind: "namespace", namespace: ns, revision: layer.revision };
 }
 
-/** What controller.ts #nodes() builds from the Node and ImagePolicyNodeStatus caches; the bench
+/** What controller.ts #nodes() builds from the Node and ImagePolicyNodeStatus caches (reports
+ * compacted and their maps interned as main.ts's informers do, src/controller/cache.ts); the bench
  * checks below that desiredStatus over these equals what the real controller patches. */
-function nodeViews(nodes: readonly KubeObject[], reports: readonly KubeObject[]): NodeView[] {
+function nodeViews(
+  nodes: readonly KubeObject[],
+  reports: readonly KubeObject[],
+  interner: RevisionsInterner,
+): NodeView[] {
   const byName = new Map(reports.map((r) => [r.metadata.name, r]));
-  return nodes.map((node) => {
-    const r = byName.get(node.metadata.name) as
-      { status?: { enforcing?: boolean; appliedRevisions?: Record<string, string> } } | undefined;
-    const version = (node as { status?: { nodeInfo?: { containerRuntimeVersion?: string } } })
-      .status?.nodeInfo?.containerRuntimeVersion;
-    return {
-      name: node.metadata.name,
-      crio: version?.startsWith("cri-o://") === true,
-      report:
-        r?.status === undefined
-          ? undefined
-          : {
-              enforcing: r.status.enforcing === true,
-              appliedRevisions: r.status.appliedRevisions ?? {},
-            },
-    };
-  });
+  return nodes.map((node) => ({
+    name: node.metadata.name,
+    crio: runtimeVersionOf(node)?.startsWith("cri-o://") === true,
+    report: nodeReportOf(byName.get(node.metadata.name), interner),
+  }));
 }
 
 function generateControllerFixture(seed: number): ControllerFixture {
@@ -267,7 +269,20 @@ function generateControllerFixture(seed: number): ControllerFixture {
     );
     (o as { status?: unknown }).status = JSON.parse(JSON.stringify(status)) as unknown;
   }
-  return { cips, ips, nodes, reports, layers, planInput, published, counts };
+  const interner = new RevisionsInterner();
+  const compactReports = reports.map((r) => compactNodeStatus(r, interner));
+  return {
+    cips,
+    ips,
+    nodes,
+    reports,
+    compactReports,
+    interner,
+    layers,
+    planInput,
+    published,
+    counts,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -291,7 +306,7 @@ interface Sample {
 
 function runOnce(f: ControllerFixture): Sample {
   // Fresh per round, as the informer caches change between rounds (status.ts indexes per list).
-  const nodes = nodeViews(f.nodes, f.reports);
+  const nodes = nodeViews(f.nodes, f.compactReports, f.interner);
   const objects = new Map<string, KubeObject>();
   for (const o of [...f.cips, ...f.ips]) {
     const ns = o.metadata.namespace;
@@ -414,7 +429,7 @@ async function runController(
     imagePolicies: informer("imagepolicies", f.ips),
     nodes: informer("nodes", f.nodes),
     layers: informer("layers", f.layers),
-    nodeStatuses: informer("imagepolicynodestatuses", f.reports),
+    nodeStatuses: informer("imagepolicynodestatuses", f.compactReports),
     protectedPods: [],
   };
   const all: ControllerInformer[] = [
@@ -444,6 +459,7 @@ async function runController(
       clock,
       logger,
       secretInformer: ({ namespace, name }) => informer(`secret ${namespace}/${name}`, []),
+      revisions: f.interner,
     },
   );
   try {
