@@ -170,6 +170,12 @@ function refuseNamespaceLookasides<R extends string>(
   candidates: readonly Candidate<R | Reason>[],
   rules: SetRules,
 ): void {
+  // Most sets have no ImagePolicy lookaside at all: nothing to judge, no index to build.
+  if (
+    !candidates.some((c) => c.ref.namespace !== undefined && lookasideOf(c.chosen) !== undefined)
+  ) {
+    return;
+  }
   const cluster = indexes(candidates.filter((c) => c.ref.namespace === undefined)).cluster;
   const prefixes = rules.namespaceLookasidePrefixes;
   const problem = (p: LayerPolicy | undefined): string | undefined => {
