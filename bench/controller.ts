@@ -20,7 +20,6 @@
 import { cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { canonicalJson } from "../src/canonicalJson.ts";
 import { parseCrioVersion } from "../src/compiler/crioVersion.ts";
@@ -28,8 +27,21 @@ import { parseImage } from "../src/compiler/scopes.ts";
 import { secretLookupFrom } from "../src/compiler/validate.ts";
 import { Controller, LAYERS_KEY, type ControllerInformers } from "../src/controller/controller.ts";
 import { isUpToDate, layerConfigMap, readPublished } from "../src/controller/layerConfigMaps.ts";
+import {
+  compactNodeStatus,
+  nodeReportOf,
+  RevisionsInterner,
+  runtimeVersionOf,
+} from "../src/controller/cache.ts";
 import { ControllerMetrics } from "../src/controller/metrics.ts";
-import { outcomeKey, plan, type Plan, type PlanInput } from "../src/controller/plan.ts";
+import { policyRef, refKey } from "../src/api/types.ts";
+import type {
+  ControllerApi,
+  ControllerInformer,
+  EventSink,
+  ObjectAddress,
+} from "../src/controller/api.ts";
+import { plan, type Plan, type PlanInput } from "../src/controller/plan.ts";
 import {
   desiredStatus,
   Fleet,
@@ -40,8 +52,7 @@ import {
   type ObservedStatus,
   type PolicyStatus,
 } from "../src/controller/status.ts";
-import { KubeClient, type AppliedObject, type ListWatcher } from "../src/kube/client.ts";
-import { EventRecorder } from "../src/kube/events.ts";
+import type { AppliedObject, ListWatcher } from "../src/kube/client.ts";
 import { Informer } from "../src/kube/informer.ts";
 import type { KubeObject, Resource } from "../src/kube/objects.ts";
 import { WorkQueue } from "../src/kube/workQueue.ts";
@@ -79,6 +90,9 @@ interface ControllerFixture {
   readonly ips: KubeObject[];
   readonly nodes: KubeObject[];
   readonly reports: KubeObject[];
+  /** The reports as the controller's informer keeps them (main.ts: compactNodeStatus). */
+  readonly compactReports: KubeObject[];
+  readonly interner: RevisionsInterner;
   readonly layers: KubeObject[];
   readonly planInput: (layers: readonly KubeObject[]) => PlanInput;
   readonly published: Plan;
@@ -125,27 +139,20 @@ function layerRefOf(p: Plan, key: string): LayerRef | undefined {
     : { kind: "namespace", namespace: ns, revision: layer.revision };
 }
 
-/** What controller.ts #nodes() builds from the Node and ImagePolicyNodeStatus caches; the bench
+/** What controller.ts #nodes() builds from the Node and ImagePolicyNodeStatus caches (reports
+ * compacted and their maps interned as main.ts's informers do, src/controller/cache.ts); the bench
  * checks below that desiredStatus over these equals what the real controller patches. */
-function nodeViews(nodes: readonly KubeObject[], reports: readonly KubeObject[]): NodeView[] {
+function nodeViews(
+  nodes: readonly KubeObject[],
+  reports: readonly KubeObject[],
+  interner: RevisionsInterner,
+): NodeView[] {
   const byName = new Map(reports.map((r) => [r.metadata.name, r]));
-  return nodes.map((node) => {
-    const r = byName.get(node.metadata.name) as
-      { status?: { enforcing?: boolean; appliedRevisions?: Record<string, string> } } | undefined;
-    const version = (node as { status?: { nodeInfo?: { containerRuntimeVersion?: string } } })
-      .status?.nodeInfo?.containerRuntimeVersion;
-    return {
-      name: node.metadata.name,
-      crio: version?.startsWith("cri-o://") === true,
-      report:
-        r?.status === undefined
-          ? undefined
-          : {
-              enforcing: r.status.enforcing === true,
-              appliedRevisions: r.status.appliedRevisions ?? {},
-            },
-    };
-  });
+  return nodes.map((node) => ({
+    name: node.metadata.name,
+    crio: runtimeVersionOf(node)?.startsWith("cri-o://") === true,
+    report: nodeReportOf(byName.get(node.metadata.name), interner),
+  }));
 }
 
 function generateControllerFixture(seed: number): ControllerFixture {
@@ -246,7 +253,7 @@ function generateControllerFixture(seed: number): ControllerFixture {
   });
   const caughtUpFleet = new Fleet(caughtUp);
   for (const o of objects) {
-    const key = outcomeKey(
+    const key = refKey(
       o.metadata.namespace === undefined
         ? { kind: "ClusterImagePolicy", name: o.metadata.name }
         : { kind: "ImagePolicy", name: o.metadata.name, namespace: o.metadata.namespace },
@@ -262,7 +269,20 @@ function generateControllerFixture(seed: number): ControllerFixture {
     );
     (o as { status?: unknown }).status = JSON.parse(JSON.stringify(status)) as unknown;
   }
-  return { cips, ips, nodes, reports, layers, planInput, published, counts };
+  const interner = new RevisionsInterner();
+  const compactReports = reports.map((r) => compactNodeStatus(r, interner));
+  return {
+    cips,
+    ips,
+    nodes,
+    reports,
+    compactReports,
+    interner,
+    layers,
+    planInput,
+    published,
+    counts,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,12 +306,12 @@ interface Sample {
 
 function runOnce(f: ControllerFixture): Sample {
   // Fresh per round, as the informer caches change between rounds (status.ts indexes per list).
-  const nodes = nodeViews(f.nodes, f.reports);
+  const nodes = nodeViews(f.nodes, f.compactReports, f.interner);
   const objects = new Map<string, KubeObject>();
   for (const o of [...f.cips, ...f.ips]) {
     const ns = o.metadata.namespace;
     objects.set(
-      outcomeKey(
+      refKey(
         ns === undefined
           ? { kind: "ClusterImagePolicy", name: o.metadata.name }
           : { kind: "ImagePolicy", name: o.metadata.name, namespace: ns },
@@ -357,44 +377,22 @@ function runOnce(f: ControllerFixture): Sample {
 // The real Controller on in-memory informers
 
 /** Records writes instead of sending them; no request leaves the process. */
-class RecordingClient extends KubeClient {
+class RecordingClient implements ControllerApi, EventSink {
   readonly statusPatches = new Map<string, unknown>();
   applies = 0;
-  constructor() {
-    // A configuration that is never dialled: every call the controller makes is overridden.
-    const config = new KubeConfig();
-    config.loadFromOptions({
-      clusters: [{ name: "bench", server: "https://127.0.0.1:1", skipTLSVerify: false }],
-      users: [{ name: "bench" }],
-      contexts: [{ name: "bench", cluster: "bench", user: "bench" }],
-      currentContext: "bench",
-    });
-    super(config);
-  }
-  override apply(obj: KubeObject): Promise<AppliedObject> {
+  apply(obj: KubeObject): Promise<AppliedObject> {
     this.applies += 1;
     return Promise.resolve({ ...obj.metadata, resourceVersion: "1" });
   }
-  override patchStatus(
-    _resource: Resource,
-    ref: { readonly name: string; readonly namespace?: string | undefined },
-    status: unknown,
-  ): Promise<AppliedObject> {
-    this.statusPatches.set(
-      outcomeKey(
-        ref.namespace === undefined
-          ? { kind: "ClusterImagePolicy", name: ref.name }
-          : { kind: "ImagePolicy", name: ref.name, namespace: ref.namespace },
-      ),
-      status,
-    );
-    return Promise.resolve({ ...ref, resourceVersion: "1" });
+  patchStatus(_resource: Resource, ref: ObjectAddress, status: unknown): Promise<AppliedObject> {
+    this.statusPatches.set(refKey(policyRef(ref.name, ref.namespace)), status);
+    return Promise.resolve({ name: ref.name, resourceVersion: "1" });
   }
-  override delete(): Promise<boolean> {
+  delete(): Promise<boolean> {
     return Promise.resolve(true);
   }
-  override create(_resource: Resource, obj: KubeObject): Promise<KubeObject> {
-    return Promise.resolve(obj);
+  record(): Promise<void> {
+    return Promise.resolve();
   }
 }
 
@@ -431,10 +429,10 @@ async function runController(
     imagePolicies: informer("imagepolicies", f.ips),
     nodes: informer("nodes", f.nodes),
     layers: informer("layers", f.layers),
-    nodeStatuses: informer("imagepolicynodestatuses", f.reports),
+    nodeStatuses: informer("imagepolicynodestatuses", f.compactReports),
     protectedPods: [],
   };
-  const all: Informer[] = [
+  const all: ControllerInformer[] = [
     informers.clusterImagePolicies,
     informers.imagePolicies,
     informers.nodes,
@@ -453,14 +451,15 @@ async function runController(
       ...TRUST,
     },
     {
-      client,
+      api: client,
       informers,
       queue: new WorkQueue(),
-      events: new EventRecorder({ client, controller: "bench", instance: "bench", clock, logger }),
+      events: client,
       metrics: new ControllerMetrics(),
       clock,
       logger,
       secretInformer: ({ namespace, name }) => informer(`secret ${namespace}/${name}`, []),
+      revisions: f.interner,
     },
   );
   try {
@@ -502,7 +501,7 @@ async function runController(
 function objectOf(f: ControllerFixture, key: string): KubeObject | undefined {
   return [...f.cips, ...f.ips].find(
     (o) =>
-      outcomeKey(
+      refKey(
         o.metadata.namespace === undefined
           ? { kind: "ClusterImagePolicy", name: o.metadata.name }
           : { kind: "ImagePolicy", name: o.metadata.name, namespace: o.metadata.namespace },

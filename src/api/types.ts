@@ -39,17 +39,46 @@ export const secretSchema = z.looseObject({
 });
 export type Secret = z.infer<typeof secretSchema>;
 
-/** The identity of an object in diagnostics and layers. */
+/** The identity of an object in diagnostics, layers, plans and statuses: the one ObjectRef. A
+ * policy object's is made only by policyRef (and refOf, refOfObject, which call it). */
 export interface ObjectRef {
   readonly kind: "ClusterImagePolicy" | "ImagePolicy" | "ImagePolicyNodeStatus" | "Secret";
   readonly name: string;
   readonly namespace?: string;
 }
 
+/** The ref of a policy object: with a namespace an ImagePolicy (of that namespace's layer),
+ * without one a ClusterImagePolicy (of the cluster layer). The two kinds differ in scope only, so
+ * the layer a policy sits in names its kind. */
+export function policyRef(name: string, namespace: string | undefined): ObjectRef {
+  return namespace === undefined
+    ? { kind: "ClusterImagePolicy", name }
+    : { kind: "ImagePolicy", name, namespace };
+}
+
 export function refOf(o: AnyImagePolicy): ObjectRef {
-  return o.kind === "ClusterImagePolicy"
-    ? { kind: o.kind, name: o.metadata.name }
-    : { kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace };
+  return policyRef(o.metadata.name, o.kind === "ImagePolicy" ? o.metadata.namespace : undefined);
+}
+
+/** The ref of a policy object as the API server serves it, before it is parsed (its kind and
+ * metadata alone): what a refused object is still known by. Undefined for anything else. */
+export function refOfObject(v: unknown): ObjectRef | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const kind: unknown = Reflect.get(v, "kind");
+  const metadata: unknown = Reflect.get(v, "metadata");
+  if (typeof metadata !== "object" || metadata === null) return undefined;
+  const name: unknown = Reflect.get(metadata, "name");
+  const namespace: unknown = Reflect.get(metadata, "namespace");
+  if (typeof name !== "string") return undefined;
+  if (kind === "ClusterImagePolicy") return policyRef(name, undefined);
+  if (kind === "ImagePolicy" && typeof namespace === "string") return policyRef(name, namespace);
+  return undefined;
+}
+
+/** One string per object, for maps and work-queue keys: `ClusterImagePolicy//a`,
+ * `ImagePolicy/team/b`. */
+export function refKey(ref: ObjectRef): string {
+  return `${ref.kind}/${ref.namespace ?? ""}/${ref.name}`;
 }
 
 export function describeRef(r: ObjectRef): string {

@@ -5,7 +5,7 @@
 // server itself refuses at admission (the CRD's schema and CEL rules, reproduced by src/api/parse.ts
 // with the same field paths and messages; `admission` carries the field error's type); every other
 // reason is a judgement only the compiler can make (key material, Secrets, the CRI-O version, a
-// lookaside conflict) and becomes a status condition on an admitted object.
+// lookaside the cluster's policies forbid) and becomes a status condition on an admitted object.
 
 import type { FieldErrorType } from "../api/schema.ts";
 import type { ObjectRef } from "../api/types.ts";
@@ -18,7 +18,8 @@ export type Reason =
   | "InvalidIdentity"
   | "SecretNotFound"
   | "UnsupportedFeature"
-  | "ConflictingLookaside";
+  | "ConflictingLookaside"
+  | "LookasideNotAllowed";
 
 export interface Diagnostic {
   readonly object: ObjectRef;

@@ -1,6 +1,9 @@
-// Stage one of the compiler (pure): policy objects and the Secrets they reference in; the cluster
-// layer, one layer per namespace with ImagePolicies, and diagnostics out. An object with any
-// diagnostic contributes nothing here; the controller substitutes its last accepted form.
+// Stage one of the compiler (pure): one policy object and the Secrets it references in, its
+// validated, normalised layer form (LayerPolicy) or its diagnostics out (validatePolicy). Stage
+// two (assemble.ts) judges the forms together and groups them into layers; stage three
+// (combine.ts) renders layers into policy.json documents; `compile` (compile.ts, the CLI command)
+// is the three in a row. An object with any diagnostic contributes nothing here; the controller
+// substitutes its last accepted form.
 //
 // Its input passed the API's schema (src/api/parse.ts, the same rules the API server enforces), so
 // the discriminated unions say which blocks exist and nothing here re-checks presence or syntax
@@ -20,7 +23,8 @@ import type { SignedIdentity } from "../policyjson/types.ts";
 import type { CrioVersion } from "./crioVersion.ts";
 import type { Diagnostic } from "./diagnostics.ts";
 import { checkCertificates, checkGpgKeyring, checkPublicKey, type KeyCheck } from "./keys.ts";
-import { makeLayer, type Layer, type LayerPolicy } from "./layer.ts";
+import { makeLayers } from "./assemble.ts";
+import type { Layer, LayerPolicy } from "./layer.ts";
 import { unsupportedFor, type Requirement } from "./requirements.ts";
 import {
   parseExactReference,
@@ -270,16 +274,16 @@ function compileRequirement(
   }
 }
 
-export type CompiledPolicy =
+export type ValidatedPolicy =
   | { ok: true; policy: LayerPolicy; object: ObjectRef }
   | { ok: false; diagnostics: Diagnostic[]; object: ObjectRef };
 
-/** Validates and normalises one policy object for `target`. */
-export function compilePolicy(
+/** Validates and normalises one policy object for `target` (stage one). */
+export function validatePolicy(
   obj: AnyImagePolicy,
   secrets: SecretLookup,
   target: CrioVersion,
-): CompiledPolicy {
+): ValidatedPolicy {
   const object = refOf(obj);
   const c = new Collector(object);
   const scopes: string[] = [];
@@ -313,34 +317,26 @@ export interface ValidateResult {
   /** Only namespaces with at least one accepted ImagePolicy. */
   readonly namespaces: ReadonlyMap<string, Layer>;
   readonly diagnostics: readonly Diagnostic[];
-  readonly compiled: readonly CompiledPolicy[];
+  /** One per object, in input order. */
+  readonly results: readonly ValidatedPolicy[];
 }
 
+/** Stage one over a set of objects: each validated, the accepted forms grouped by layer (before
+ * the rules of stage two). */
 export function validate(
   objects: readonly AnyImagePolicy[],
   secrets: SecretLookup,
   target: CrioVersion,
 ): ValidateResult {
-  const compiled = objects.map((o) => compilePolicy(o, secrets, target));
-  const cluster: LayerPolicy[] = [];
-  const byNamespace = new Map<string, LayerPolicy[]>();
-  const diagnostics: Diagnostic[] = [];
-  for (const c of compiled) {
-    if (!c.ok) {
-      diagnostics.push(...c.diagnostics);
-      continue;
-    }
-    if (c.object.namespace === undefined) {
-      cluster.push(c.policy);
-    } else {
-      const list = byNamespace.get(c.object.namespace) ?? [];
-      list.push(c.policy);
-      byNamespace.set(c.object.namespace, list);
-    }
-  }
-  const namespaces = new Map<string, Layer>();
-  for (const ns of [...byNamespace.keys()].sort()) {
-    namespaces.set(ns, makeLayer(ns, byNamespace.get(ns) ?? []));
-  }
-  return { cluster: makeLayer(undefined, cluster), namespaces, diagnostics, compiled };
+  const validated = objects.map((o) => validatePolicy(o, secrets, target));
+  const diagnostics = validated.flatMap((v) => (v.ok ? [] : v.diagnostics));
+  const { cluster, namespaces } = makeLayers(
+    validated.flatMap((v) => (v.ok ? [{ ref: v.object, policy: v.policy }] : [])),
+  );
+  return {
+    cluster,
+    namespaces,
+    diagnostics,
+    results: validated,
+  };
 }

@@ -1,13 +1,23 @@
 // The controller's imperative shell: informers in, layer ConfigMaps and policy statuses out.
 //
-// Level-triggered (docs/style.md habit 10): every informer event only enqueues a key; a reconcile
-// recomputes from the caches. Two kinds of key:
-// - "layers": recompute every layer (plan.ts), server-side apply the ConfigMaps whose bytes
-//   changed, delete namespace layers left empty, then enqueue the status key of every object;
-// - "status/<kind>/<namespace>/<name>": compute that object's status from the last plan and the
-//   node reports, and patch it when it changed (guarded by resourceVersion).
-// Node reports (ImagePolicyNodeStatus) only enqueue status keys. Only the leader runs workers;
-// every replica keeps its caches warm so a new leader starts at once.
+// Level-triggered (docs/style.md habit 10): an informer event only enqueues a key; a reconcile
+// recomputes from the caches. Three kinds of key, and work proportional to what changed
+// (docs/scale.md, "Controller"):
+// - "layers": plan every layer (plan.ts, with a cache that reuses each unchanged object's parse
+//   and validation), server-side apply the ConfigMaps whose bytes changed, delete namespace layers
+//   left empty; then queue the status of each object whose outcome changed, and run a rollout
+//   round. Queued by a spec change (a new generation), an object added or deleted, a referenced
+//   Secret, a protected pod's images, a layer ConfigMap someone else changed, a new CRI-O target;
+//   never by a status write or a Node heartbeat.
+// - "rollout": rebuild the node snapshot (Fleet) from the caches and compare each layer's rollout
+//   (revision, publication error, node counts) with the one its objects last got; queue the
+//   status of the objects of each layer whose rollout changed. Node reports arrive by thousands
+//   during a rollout: they only schedule this key, at most once a second, and a layer still
+//   rolling out gets its progress written with backoff (5 s, 10 s, ... 60 s), while a new
+//   revision and the end of a rollout are written at once.
+// - "status/<ref>": compute that object's status from the last plan and snapshot, and patch it
+//   when it changed (guarded by resourceVersion).
+// Only the leader runs workers; every replica keeps its caches warm so a new leader starts at once.
 //
 // Secrets are not an informer of the whole cluster: the layers key watches exactly the Secrets
 // that policies reference (secretWatches.ts). Each layer ConfigMap is published on its own: one
@@ -15,26 +25,34 @@
 // say so in their Applied condition (LayerNotPublished).
 
 import type { Logger } from "pino";
-import { z } from "zod";
-import type { ObjectRef } from "../api/types.ts";
+import { refKey, refOfObject, type ObjectRef } from "../api/types.ts";
+import { canonicalJson } from "../canonicalJson.ts";
 import {
   LATEST_KNOWN,
   compareCrioVersions,
+  formatCrioVersion,
   parseCrioVersion,
   type CrioVersion,
 } from "../compiler/crioVersion.ts";
 import { parseImage } from "../compiler/scopes.ts";
-import type { KubeClient } from "../kube/client.ts";
 import type { Clock } from "../kube/clock.ts";
 import { isConflict } from "../kube/errors.ts";
-import type { EventRecorder } from "../kube/events.ts";
-import type { Informer } from "../kube/informer.ts";
+import type { InformerEvent } from "../kube/informer.ts";
 import { Resources, type KubeObject } from "../kube/objects.ts";
 import type { WorkQueue } from "../kube/workQueue.ts";
 import { LAYER_KEY, layerConfigMapName } from "../layerConfigMap.ts";
+import type { ControllerApi, ControllerInformer, EventSink } from "./api.ts";
+import { nodeReportOf, podImagesOf, RevisionsInterner, runtimeVersionOf } from "./cache.ts";
 import { FIELD_MANAGER, isUpToDate, layerConfigMap, readPublished } from "./layerConfigMaps.ts";
 import type { ControllerMetrics } from "./metrics.ts";
-import { outcomeKey, plan, type NamespaceQuota, type Plan, type ProtectedImage } from "./plan.ts";
+import {
+  plan,
+  PlanCache,
+  type NamespaceQuota,
+  type Outcome,
+  type Plan,
+  type ProtectedImage,
+} from "./plan.ts";
 import { referencedSecrets, SecretWatches, type SecretInformerFactory } from "./secretWatches.ts";
 import {
   desiredStatus,
@@ -46,17 +64,18 @@ import {
 } from "./status.ts";
 
 export const LAYERS_KEY = "layers";
+export const ROLLOUT_KEY = "rollout";
 const STATUS_PREFIX = "status/";
 
 export interface ControllerInformers {
-  readonly clusterImagePolicies: Informer;
-  readonly imagePolicies: Informer;
-  readonly nodes: Informer;
+  readonly clusterImagePolicies: ControllerInformer;
+  readonly imagePolicies: ControllerInformer;
+  readonly nodes: ControllerInformer;
   /** The layer ConfigMaps in the operator namespace (label selector managed-by). */
-  readonly layers: Informer;
-  readonly nodeStatuses: Informer;
+  readonly layers: ControllerInformer;
+  readonly nodeStatuses: ControllerInformer;
   /** Pods of the protected namespaces (--protected-namespace): their images stay pullable. */
-  readonly protectedPods: readonly Informer[];
+  readonly protectedPods: readonly ControllerInformer[];
 }
 
 export interface ControllerOptions {
@@ -70,15 +89,18 @@ export interface ControllerOptions {
 }
 
 export interface ControllerDeps {
-  readonly client: KubeClient;
+  readonly api: ControllerApi;
   readonly informers: ControllerInformers;
   readonly queue: WorkQueue;
-  readonly events: EventRecorder;
+  readonly events: EventSink;
   readonly metrics: ControllerMetrics;
   readonly clock: Clock;
   readonly logger: Logger;
   /** The informer of one referenced Secret (field selector metadata.name). */
   readonly secretInformer: SecretInformerFactory;
+  /** The interner the node report cache shares maps through (main.ts compacts reports with
+   * it); a fresh one when reports arrive uncompacted. */
+  readonly revisions?: RevisionsInterner;
 }
 
 /** How long a newly watched Secret may stay unread before policies that need it say so. */
@@ -87,48 +109,55 @@ const SECRET_GRACE_MS = 10_000;
 /** What a ConfigMap holds at most: the API server refuses data (keys and values) over 1 MiB. */
 export const MAX_LAYER_BYTES = 1024 * 1024 - LAYER_KEY.length;
 
-const containerImagesSchema = z.looseObject({
-  spec: z
-    .looseObject({
-      containers: z.array(z.looseObject({ image: z.string().optional() })).optional(),
-      initContainers: z.array(z.looseObject({ image: z.string().optional() })).optional(),
-    })
-    .optional(),
-});
-const nodeSchema = z.looseObject({
-  status: z
-    .looseObject({
-      nodeInfo: z.looseObject({ containerRuntimeVersion: z.string().optional() }).optional(),
-    })
-    .optional(),
-});
-const nodeStatusSchema = z.looseObject({
-  status: z
-    .looseObject({
-      enforcing: z.boolean().optional(),
-      appliedRevisions: z.record(z.string(), z.string()).optional(),
-    })
-    .optional(),
-});
-/** How long one snapshot of the nodes and their reports serves status computations while
- * reports keep changing (see #currentFleet). */
-const FLEET_MIN_AGE_MS = 1_000;
+/** Node reports are counted at most once per this interval (the rollout key). */
+export const ROLLOUT_MIN_INTERVAL_MS = 1_000;
+/** The first wait before a layer still rolling out gets its progress written again; doubled per
+ * write up to ROLLOUT_MAX_BACKOFF_MS, reset by a new revision or the end of a rollout. */
+export const ROLLOUT_BACKOFF_MS = 5_000;
+export const ROLLOUT_MAX_BACKOFF_MS = 60_000;
+
+/** What an object's status reads of its layer's rollout, and whether it is over. */
+interface LayerProgress {
+  /** canonical JSON of revision, publication error and node counts. */
+  readonly view: string;
+  readonly revision: string;
+  readonly settled: boolean;
+}
+
+/** The rollout its objects last got, per layer ("" = cluster). */
+interface LayerWritten {
+  readonly view: string;
+  readonly revision: string;
+  readonly at: number;
+  readonly backoffMs: number;
+}
 
 export class Controller {
   readonly #o: ControllerOptions;
   readonly #d: ControllerDeps;
-  #plan: Plan | undefined;
-  /** The nodes and their reports, rebuilt only when a Node or a node status changed: one status
-   * round over thousands of policies shares it (bench/controller.ts). */
-  #fleet: { readonly key: string; readonly builtAt: number; readonly fleet: Fleet } | undefined;
-  #fleetRefreshScheduled = false;
   readonly #secrets: SecretWatches;
+  readonly #planCache = new PlanCache();
+  readonly #revisions: RevisionsInterner;
+  #plan: Plan | undefined;
+  /** The CRI-O version the last plan was made for. */
+  #plannedTarget: string | undefined;
   /** Layers whose planned revision could not be published, by "" (cluster) or namespace. */
   #publishErrors = new Map<string, { readonly revision: string; readonly error: string }>();
+  /** The layer ConfigMaps the controller last applied, by name: events carrying them are its own. */
+  readonly #applied = new Map<string, KubeObject>();
+  /** The node snapshot of the last rollout round. */
+  #fleet: Fleet = new Fleet([]);
+  #lastRolloutAt: number | undefined;
+  /** A Node or a report changed since the last rollout round. */
+  #fleetDirty = false;
+  readonly #written = new Map<string, LayerWritten>();
+  /** The resourceVersion each status patch produced, by refKey: events carrying it are ours. */
+  readonly #ownWrites = new Map<string, string>();
 
   constructor(options: ControllerOptions, deps: ControllerDeps) {
     this.#o = options;
     this.#d = deps;
+    this.#revisions = deps.revisions ?? new RevisionsInterner();
     this.#secrets = new SecretWatches(
       deps.secretInformer,
       () => {
@@ -144,18 +173,75 @@ export class Controller {
     const layers = (): void => {
       this.#d.queue.add(LAYERS_KEY);
     };
-    i.clusterImagePolicies.onEvent(layers);
-    i.imagePolicies.onEvent(layers);
-    i.nodes.onEvent(layers);
-    i.layers.onEvent(layers);
-    for (const pods of i.protectedPods) pods.onEvent(layers);
-    i.nodeStatuses.onEvent(() => {
-      this.#enqueueStatuses();
+    i.clusterImagePolicies.onEvent((e) => {
+      this.#onPolicy(e);
+    });
+    i.imagePolicies.onEvent((e) => {
+      this.#onPolicy(e);
+    });
+    i.nodes.onEvent((e) => {
+      if (e.type !== "updated" || runtimeVersionOf(e.old) !== runtimeVersionOf(e.object)) {
+        this.#scheduleRollout();
+      }
+    });
+    i.layers.onEvent((e) => {
+      const mine = this.#applied.get(e.object.metadata.name);
+      const own =
+        e.type === "deleted"
+          ? mine === undefined
+          : mine !== undefined && isUpToDate(e.object, mine);
+      if (!own) layers();
+    });
+    for (const pods of i.protectedPods) {
+      pods.onEvent((e) => {
+        if (e.type !== "updated" || podImagesOf(e.old).join() !== podImagesOf(e.object).join()) {
+          layers();
+        }
+      });
+    }
+    i.nodeStatuses.onEvent((e) => {
+      if (e.type === "updated" && this.#sameReport(e.old, e.object)) return;
+      this.#scheduleRollout();
     });
     for (const informer of this.#allInformers()) informer.start();
   }
 
-  #allInformers(): Informer[] {
+  #onPolicy(e: InformerEvent): void {
+    const ref = refOfObject(e.object);
+    if (e.type !== "updated" || e.old.metadata.generation !== e.object.metadata.generation) {
+      // A new generation, or an object added or deleted: what the layers hold may change.
+      if (e.type === "deleted" && ref !== undefined) this.#ownWrites.delete(refKey(ref));
+      this.#d.queue.add(LAYERS_KEY);
+      return;
+    }
+    // Only status or metadata changed. The controller's own status patch needs nothing; any
+    // other writer's change of the status is put right.
+    if (ref === undefined) return;
+    const key = refKey(ref);
+    if (this.#ownWrites.get(key) === e.object.metadata.resourceVersion) return;
+    this.#d.queue.add(`${STATUS_PREFIX}${key}`);
+  }
+
+  #sameReport(a: KubeObject, b: KubeObject): boolean {
+    const x = nodeReportOf(a, this.#revisions);
+    const y = nodeReportOf(b, this.#revisions);
+    if (x === undefined || y === undefined) return x === y;
+    if (x.enforcing !== y.enforcing) return false;
+    if (x.appliedRevisions === y.appliedRevisions) return true;
+    return canonicalJson(x.appliedRevisions) === canonicalJson(y.appliedRevisions);
+  }
+
+  /** Queues a rollout round: now, or when the last one is a second old. */
+  #scheduleRollout(): void {
+    this.#fleetDirty = true;
+    const last = this.#lastRolloutAt;
+    const wait = last === undefined ? 0 : last + ROLLOUT_MIN_INTERVAL_MS - this.#d.clock.now();
+    // A wall clock that stepped back (a wait longer than the interval) never holds it off.
+    if (wait <= 0 || wait > ROLLOUT_MIN_INTERVAL_MS) this.#d.queue.add(ROLLOUT_KEY);
+    else this.#d.queue.addAfter(ROLLOUT_KEY, wait);
+  }
+
+  #allInformers(): ControllerInformer[] {
     const i = this.#d.informers;
     return [
       i.clusterImagePolicies,
@@ -197,7 +283,7 @@ export class Controller {
         queue.add(key);
         return;
       }
-      const kind = key === LAYERS_KEY ? "layers" : "status";
+      const kind = key === LAYERS_KEY ? "layers" : key === ROLLOUT_KEY ? "rollout" : "status";
       const end = metrics.reconcileDuration.startTimer({ kind });
       try {
         await this.reconcile(key);
@@ -219,6 +305,7 @@ export class Controller {
 
   async reconcile(key: string): Promise<void> {
     if (key === LAYERS_KEY) await this.#reconcileLayers();
+    else if (key === ROLLOUT_KEY) this.#reconcileRollout();
     else if (key.startsWith(STATUS_PREFIX))
       await this.#reconcileStatus(key.slice(STATUS_PREFIX.length));
   }
@@ -229,7 +316,7 @@ export class Controller {
     if (this.#o.crioVersionOverride !== undefined) return this.#o.crioVersionOverride;
     let oldest: CrioVersion | undefined;
     for (const node of this.#d.informers.nodes.list()) {
-      const v = runtimeVersion(node);
+      const v = runtimeVersionOf(node);
       if (v === undefined || !v.startsWith("cri-o://")) continue;
       try {
         const parsed = parseCrioVersion(v);
@@ -242,7 +329,7 @@ export class Controller {
   }
 
   async #reconcileLayers(): Promise<void> {
-    const { informers, client, logger, metrics, events } = this.#d;
+    const { informers, api, logger, metrics, events } = this.#d;
     const ns = this.#o.namespace;
     const configMaps = informers.layers.list().filter((cm) => cm.metadata.namespace === ns);
     const published = readPublished(configMaps);
@@ -254,18 +341,20 @@ export class Controller {
     const unread = this.#secrets.unread(SECRET_GRACE_MS);
     // Settling Secrets become pending (and say so) if they are still unread after the grace.
     if (unread.settling.size > 0) this.#d.queue.addAfter(LAYERS_KEY, SECRET_GRACE_MS);
+    const target = this.target();
     const p = plan({
       objects,
       secrets: this.#secrets.lookup,
       pendingSecrets: unread.pending,
       settlingSecrets: unread.settling,
-      target: this.target(),
+      target,
       publishedCluster: published.cluster,
       publishedNamespaces: published.namespaces,
       operatorNamespace: ns,
       protectedImages: this.#protectedImages(),
       quota: this.#o.quota,
       namespaceLookasidePrefixes: this.#o.namespaceLookasidePrefixes,
+      cache: this.#planCache,
     });
     for (const warning of p.warnings) logger.warn({ warning }, "policy set problem");
 
@@ -288,9 +377,14 @@ export class Controller {
         });
         continue;
       }
-      if (isUpToDate(informers.layers.get(name, ns), obj)) continue;
+      if (isUpToDate(informers.layers.get(name, ns), obj)) {
+        this.#applied.set(name, obj);
+        continue;
+      }
       try {
-        const applied = await client.apply(obj, FIELD_MANAGER);
+        // Recorded first: the watch event of this very apply may arrive before it returns.
+        this.#applied.set(name, obj);
+        const applied = await api.apply(obj, FIELD_MANAGER);
         metrics.layersPublished.inc({ layer: layerNs === undefined ? "cluster" : "namespace" });
         logger.info(
           { configMap: name, revision: layer.revision, resourceVersion: applied.resourceVersion },
@@ -304,6 +398,7 @@ export class Controller {
           `${what} at revision ${layer.revision}`,
         );
       } catch (err) {
+        this.#applied.delete(name);
         errors.set(layerNs ?? "", {
           revision: layer.revision,
           error: `the API server refused it: ${(err as Error).message}`,
@@ -314,7 +409,8 @@ export class Controller {
       if (layerNs === undefined || p.namespaces.has(layerNs)) continue;
       if (name !== layerConfigMapName(layerNs)) continue;
       try {
-        await client.delete(Resources.configMaps, { name, namespace: ns });
+        this.#applied.delete(name);
+        await api.delete(Resources.configMaps, { name, namespace: ns });
         metrics.layersDeleted.inc();
         logger.info({ configMap: name }, "deleted the layer of a namespace without policies");
       } catch (err) {
@@ -323,13 +419,22 @@ export class Controller {
     }
     // Orphans: managed ConfigMaps that are not layers at all are left alone.
 
+    const before = this.#plan;
     this.#plan = p;
+    this.#plannedTarget = formatCrioVersion(target);
     this.#publishErrors = errors;
     metrics.objectsRefused.set(
       [...p.outcomes.values()].filter((o) => o.refusals.length > 0).length,
     );
     metrics.layersUnpublished.set(errors.size);
-    this.#enqueueStatuses();
+    // The objects whose own outcome changed; those whose layer changed follow from the rollout.
+    for (const [key, outcome] of p.outcomes) {
+      const old = before?.outcomes.get(key);
+      if (old === undefined || outcomeJson(old) !== outcomeJson(outcome)) {
+        this.#d.queue.add(`${STATUS_PREFIX}${key}`);
+      }
+    }
+    this.#reconcileRollout();
     if (errors.size > 0) {
       for (const [layerNs, e] of errors) {
         logger.warn(
@@ -343,6 +448,79 @@ export class Controller {
     }
   }
 
+  /** One rollout round: a new snapshot of the nodes, and the status of every object whose
+   * layer's rollout changed queued (a layer still rolling out with backoff, see the top). */
+  #reconcileRollout(): void {
+    const { clock, queue, metrics } = this.#d;
+    const now = clock.now();
+    this.#lastRolloutAt = now;
+    this.#fleetDirty = false;
+    const nodes = this.#nodes();
+    this.#fleet = new Fleet(nodes);
+    const p = this.#plan;
+    if (p === undefined) {
+      queue.add(LAYERS_KEY);
+      return;
+    }
+    if (
+      this.#o.crioVersionOverride === undefined &&
+      formatCrioVersion(this.target()) !== this.#plannedTarget
+    ) {
+      queue.add(LAYERS_KEY);
+    }
+    const members = new Map<string, string[]>();
+    for (const [key, outcome] of p.outcomes) {
+      if (!outcome.inLayer) continue;
+      const layer = outcome.ref.namespace ?? "";
+      const list = members.get(layer);
+      if (list === undefined) members.set(layer, [key]);
+      else list.push(key);
+    }
+    let later: number | undefined;
+    for (const [layer, keys] of members) {
+      const ref = this.#layerRef(layer);
+      if (ref === undefined) continue;
+      const progress = layerProgress(this.#fleet, ref);
+      const written = this.#written.get(layer);
+      if (written?.view === progress.view) continue;
+      const immediate =
+        written === undefined || progress.settled || written.revision !== progress.revision;
+      const due = written === undefined ? now : written.at + written.backoffMs;
+      if (!immediate && now < due) {
+        later = Math.min(later ?? due, due);
+        continue;
+      }
+      this.#written.set(layer, {
+        view: progress.view,
+        revision: progress.revision,
+        at: now,
+        backoffMs: immediate
+          ? ROLLOUT_BACKOFF_MS
+          : Math.min(2 * written.backoffMs, ROLLOUT_MAX_BACKOFF_MS),
+      });
+      for (const key of keys) queue.add(`${STATUS_PREFIX}${key}`);
+    }
+    for (const layer of this.#written.keys()) {
+      if (!members.has(layer)) this.#written.delete(layer);
+    }
+    // A layer whose progress waits is looked at again when its wait is over.
+    if (later !== undefined) queue.addAfter(ROLLOUT_KEY, later - now);
+    metrics.rolloutGroups.set(this.#revisions.size);
+  }
+
+  /** Where an object of `layer` ("" = cluster) stands in the last plan. */
+  #layerRef(layer: string): LayerRef | undefined {
+    const p = this.#plan;
+    if (p === undefined) return undefined;
+    const failed = this.#publishErrors.get(layer);
+    const error = failed === undefined ? {} : { publishError: failed.error };
+    if (layer === "") return { kind: "cluster", revision: p.cluster.revision, ...error };
+    const nsLayer = p.namespaces.get(layer);
+    return nsLayer === undefined
+      ? undefined
+      : { kind: "namespace", namespace: layer, revision: nsLayer.revision, ...error };
+  }
+
   /** The static list and the images of every pod in the protected namespaces. */
   #protectedImages(): ProtectedImage[] {
     const out = [...this.#o.protectedImages];
@@ -350,12 +528,10 @@ export class Controller {
     for (const pods of this.#d.informers.protectedPods) {
       for (const pod of pods.list()) {
         const namespace = pod.metadata.namespace;
-        const parsed = containerImagesSchema.safeParse(pod);
-        if (namespace === undefined || !parsed.success) continue;
-        const spec = parsed.data.spec;
-        for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])]) {
-          const image = c.image === undefined ? undefined : parseImage(c.image);
-          if (image?.ok !== true) continue;
+        if (namespace === undefined) continue;
+        for (const raw of podImagesOf(pod)) {
+          const image = parseImage(raw);
+          if (!image.ok) continue;
           const key = `${image.reference}\n${JSON.stringify([namespace])}`;
           if (seen.has(key)) continue;
           seen.add(key);
@@ -371,17 +547,6 @@ export class Controller {
     return out;
   }
 
-  #enqueueStatuses(afterMs = 0): void {
-    const i = this.#d.informers;
-    for (const o of [...i.clusterImagePolicies.list(), ...i.imagePolicies.list()]) {
-      const ref = policyRef(o);
-      if (ref === undefined) continue;
-      const key = `${STATUS_PREFIX}${outcomeKey(ref)}`;
-      if (afterMs > 0) this.#d.queue.addAfter(key, afterMs);
-      else this.#d.queue.add(key);
-    }
-  }
-
   async #reconcileStatus(key: string): Promise<void> {
     const p = this.#plan;
     if (p === undefined) {
@@ -389,7 +554,7 @@ export class Controller {
       return;
     }
     const outcome = p.outcomes.get(key);
-    if (outcome === undefined) return; // not planned yet: the layers key will enqueue it
+    if (outcome === undefined) return; // not planned yet: the layers key will queue it
     const { ref } = outcome;
     const informer =
       ref.kind === "ClusterImagePolicy"
@@ -400,33 +565,24 @@ export class Controller {
     // Changed since the plan: its event queued the layers key, which queues this key again.
     if (obj.metadata.generation !== outcome.generation) return;
 
-    let layer: LayerRef | undefined;
-    if (outcome.inLayer) {
-      const failed = this.#publishErrors.get(ref.namespace ?? "");
-      const error = failed === undefined ? {} : { publishError: failed.error };
-      if (ref.namespace === undefined) {
-        layer = { kind: "cluster", revision: p.cluster.revision, ...error };
-      } else {
-        const nsLayer = p.namespaces.get(ref.namespace);
-        if (nsLayer !== undefined) {
-          layer = {
-            kind: "namespace",
-            namespace: ref.namespace,
-            revision: nsLayer.revision,
-            ...error,
-          };
-        }
-      }
+    // Thousands of status keys may wait in the queue ahead of the rollout key: one that runs
+    // while reports changed and a round is due runs the round first, so no status is written
+    // from a snapshot older than the interval (and written again right after).
+    const since = this.#lastRolloutAt === undefined ? 0 : this.#d.clock.now() - this.#lastRolloutAt;
+    if (this.#fleetDirty && (since >= ROLLOUT_MIN_INTERVAL_MS || since < 0)) {
+      this.#reconcileRollout();
     }
+    const layer = outcome.inLayer ? this.#layerRef(ref.namespace ?? "") : undefined;
     const observed = observedStatus(obj);
     const now = new Date(this.#d.clock.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
-    const desired = desiredStatus(outcome, layer, this.#currentFleet(), observed, now);
+    const desired = desiredStatus(outcome, layer, this.#fleet, observed, now);
     if (!statusChanged(desired, observed)) return;
     const resource =
       ref.kind === "ClusterImagePolicy" ? Resources.clusterImagePolicies : Resources.imagePolicies;
-    await this.#d.client.patchStatus(resource, ref, desired, {
+    const written = await this.#d.api.patchStatus(resource, ref, desired, {
       resourceVersion: obj.metadata.resourceVersion,
     });
+    this.#ownWrites.set(key, written.resourceVersion);
     this.#d.metrics.statusWrites.inc();
     const before = observed?.conditions?.find((c) => c.type === "Compiled");
     const compiled = desired.conditions.find((c) => c.type === "Compiled");
@@ -447,64 +603,48 @@ export class Controller {
     }
   }
 
-  #currentFleet(): Fleet {
-    const { nodes, nodeStatuses } = this.#d.informers;
-    // Every event moves an informer's resourceVersion: same pair, same nodes and reports.
-    const key = `${nodes.resourceVersion}/${nodeStatuses.resourceVersion}`;
-    const now = this.#d.clock.now();
-    const current = this.#fleet;
-    // A wall clock that stepped back (a negative age) counts as old enough: never wait on it.
-    const age = current === undefined ? 0 : now - current.builtAt;
-    if (current === undefined || (current.key !== key && (age >= FLEET_MIN_AGE_MS || age < 0))) {
-      this.#fleet = { key, builtAt: now, fleet: new Fleet(this.#nodes()) };
-      this.#fleetRefreshScheduled = false;
-      return this.#fleet.fleet;
-    }
-    if (current.key !== key && !this.#fleetRefreshScheduled) {
-      // During a rollout thousands of agents report within seconds: rebuilding for every key
-      // would cost a pass over every report per policy. Serve the fleet a moment longer and
-      // compute every status again once it may be rebuilt, so the last reports are counted.
-      this.#fleetRefreshScheduled = true;
-      this.#enqueueStatuses(FLEET_MIN_AGE_MS - age);
-    }
-    return current.fleet;
-  }
-
   #nodes(): NodeView[] {
     const reports = this.#d.informers.nodeStatuses;
-    return this.#d.informers.nodes.list().map((node) => {
-      const r = nodeStatusSchema.safeParse(reports.get(node.metadata.name));
-      return {
-        name: node.metadata.name,
-        crio: runtimeVersion(node)?.startsWith("cri-o://") === true,
-        report:
-          r.success && r.data.status !== undefined
-            ? {
-                enforcing: r.data.status.enforcing === true,
-                appliedRevisions: r.data.status.appliedRevisions ?? {},
-              }
-            : undefined,
-      };
-    });
+    return this.#d.informers.nodes.list().map((node) => ({
+      name: node.metadata.name,
+      crio: runtimeVersionOf(node)?.startsWith("cri-o://") === true,
+      report: nodeReportOf(reports.get(node.metadata.name), this.#revisions),
+    }));
   }
+}
+
+/** An outcome as its status reads it. */
+function outcomeJson(o: Outcome): string {
+  return canonicalJson({
+    generation: o.generation,
+    refusals: o.refusals,
+    inLayer: o.inLayer,
+    layerGeneration: o.layerGeneration,
+    exposures: o.exposures.map((e) => e.message),
+    reasons: o.exposures.map((e) => e.image.reason),
+  });
+}
+
+/** A layer's rollout as a status reads it (src/controller/status.ts desiredStatus). */
+function layerProgress(fleet: Fleet, layer: LayerRef): LayerProgress {
+  const t = fleet.tally(layer);
+  return {
+    view: canonicalJson({
+      revision: layer.revision,
+      publishError: layer.publishError ?? null,
+      total: fleet.total,
+      crio: fleet.crio,
+      crioNotEnforcing: fleet.crioNotEnforcing,
+      tally: t,
+    }),
+    revision: layer.revision,
+    settled: layer.publishError !== undefined || t.crioApplied === fleet.crio,
+  };
 }
 
 /** Some layers could not be published; the reconcile is retried with backoff. */
 export class LayerPublishError extends Error {
   override readonly name = "LayerPublishError";
-}
-
-function runtimeVersion(node: KubeObject): string | undefined {
-  const n = nodeSchema.safeParse(node);
-  return n.success ? n.data.status?.nodeInfo?.containerRuntimeVersion : undefined;
-}
-
-function policyRef(o: KubeObject): ObjectRef | undefined {
-  if (o.kind === "ClusterImagePolicy") return { kind: "ClusterImagePolicy", name: o.metadata.name };
-  if (o.kind === "ImagePolicy" && o.metadata.namespace !== undefined) {
-    return { kind: "ImagePolicy", name: o.metadata.name, namespace: o.metadata.namespace };
-  }
-  return undefined;
 }
 
 function eventTarget(ref: ObjectRef, obj: KubeObject) {

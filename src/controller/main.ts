@@ -9,8 +9,16 @@ import { systemClock, systemDelay } from "../kube/clock.ts";
 import { EventRecorder } from "../kube/events.ts";
 import { Informer } from "../kube/informer.ts";
 import { LeaderElector, kubeLeaseStore } from "../kube/leaderElection.ts";
-import { Resources, type Resource } from "../kube/objects.ts";
+import { Resources, type KubeObject, type Resource } from "../kube/objects.ts";
 import { WorkQueue } from "../kube/workQueue.ts";
+import {
+  compactNode,
+  compactNodeStatus,
+  compactPod,
+  compactPolicy,
+  compactSource,
+  RevisionsInterner,
+} from "./cache.ts";
 import { Controller, type ControllerInformers } from "./controller.ts";
 import { USAGE, parseFlags, type ControllerConfig } from "./flags.ts";
 import { serve, type Listening } from "../httpServer.ts";
@@ -88,28 +96,41 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
     ),
   );
   const metrics = new ControllerMetrics();
+  // Each informer keeps only what the controller reads of its objects (cache.ts): at 5,000 nodes
+  // the node reports would otherwise hold most of its memory.
+  const revisions = new RevisionsInterner();
   const informer = (
     name: string,
     resource: Resource,
     selector: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {},
-  ): Informer =>
-    new Informer({
+    reduce?: (o: KubeObject) => KubeObject,
+  ): Informer => {
+    const source = client.listWatcher(resource, selector);
+    return new Informer({
       name,
-      source: client.listWatcher(resource, selector),
+      source: reduce === undefined ? source : compactSource(source, reduce),
       logger,
       delay: systemDelay,
     });
+  };
   const informers: ControllerInformers = {
-    clusterImagePolicies: informer("clusterimagepolicies", Resources.clusterImagePolicies),
-    imagePolicies: informer("imagepolicies", Resources.imagePolicies),
-    nodes: informer("nodes", Resources.nodes),
+    clusterImagePolicies: informer(
+      "clusterimagepolicies",
+      Resources.clusterImagePolicies,
+      {},
+      compactPolicy,
+    ),
+    imagePolicies: informer("imagepolicies", Resources.imagePolicies, {}, compactPolicy),
+    nodes: informer("nodes", Resources.nodes, {}, compactNode),
     layers: informer("layer-configmaps", Resources.configMaps, {
       namespace: config.namespace,
       labelSelector: LAYER_SELECTOR,
     }),
-    nodeStatuses: informer("imagepolicynodestatuses", Resources.imagePolicyNodeStatuses),
+    nodeStatuses: informer("imagepolicynodestatuses", Resources.imagePolicyNodeStatuses, {}, (o) =>
+      compactNodeStatus(o, revisions),
+    ),
     protectedPods: config.protectedNamespaces.map((namespace) =>
-      informer(`pods ${namespace}`, PODS, { namespace }),
+      informer(`pods ${namespace}`, PODS, { namespace }, compactPod),
     ),
   };
   const protectedImages = staticProtectedImages(config);
@@ -123,7 +144,7 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
       namespaceLookasidePrefixes: config.namespaceLookasidePrefixes,
     },
     {
-      client,
+      api: client,
       informers,
       queue,
       events: new EventRecorder({
@@ -136,6 +157,7 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
       metrics,
       clock: systemClock,
       logger,
+      revisions,
       // One list+watch per referenced Secret, by name: what RBAC resourceNames can grant.
       secretInformer: ({ namespace, name }) =>
         informer(`secret ${namespace}/${name}`, Resources.secrets, {

@@ -6,7 +6,7 @@ export class ControllerMetrics {
   readonly registry = new Registry();
   readonly reconciles = new Counter({
     name: "imagepolicy_controller_reconcile_total",
-    help: "Reconciles by key kind (layers, status) and result (success, error).",
+    help: "Reconciles by key kind (layers, rollout, status) and result (success, error).",
     labelNames: ["kind", "result"] as const,
     registers: [this.registry],
   });
@@ -52,6 +52,11 @@ export class ControllerMetrics {
   readonly statusWrites = new Counter({
     name: "imagepolicy_controller_status_writes_total",
     help: "Status patches of policy objects (only when the status changed).",
+    registers: [this.registry],
+  });
+  readonly rolloutGroups = new Gauge({
+    name: "imagepolicy_controller_report_maps",
+    help: "Distinct appliedRevisions maps the node reports hold (nodes that report the same share one).",
     registers: [this.registry],
   });
   readonly isLeader = new Gauge({

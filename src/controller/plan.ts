@@ -1,29 +1,42 @@
 // What the controller publishes, computed purely from what the informers hold (docs/style.md habit 1):
 // policy objects, a Secret lookup, the CRI-O target, the trust settings and the layers published
-// now in, the layers to publish and one outcome per object out.
+// now in, the layers to publish and one outcome per object out. Stages one and two of the compiler
+// (validate.ts, assemble.ts) decide what a policy means and which policies are refused together
+// (lookasides: cluster policies win), exactly as `imagepolicy compile` does; this module adds what
+// only a controller in a running cluster can judge.
 //
 // An object that is refused keeps its LAST ACCEPTED form: its entry in the published layer, which
 // is how a restarted controller recovers it (docs/internals.md). The trust boundaries of
-// docs/security.md are enforced here, in this order:
+// docs/security.md are enforced in this order:
 // 1. a ClusterImagePolicy reads Secrets only from the operator namespace (an ImagePolicy's Secret
-//    is in its own namespace by construction: its schema has no namespace field);
-// 2. an ImagePolicy's GPG lookaside must start with a prefix the cluster admin allows, never
-//    file://, and must not redirect signatures a ClusterImagePolicy's GPG key checks;
-// 3. lookaside conflicts: a namespace policy involved is refused, never a cluster one;
+//    is in its own namespace by construction: its schema has no namespace field); controller
+//    only: the CLI reads the Secrets it is given and knows no operator namespace;
+// 2. an ImagePolicy's GPG lookaside (assemble.ts; the allow-list is the controller's flag);
+// 3. lookaside conflicts: a namespace policy involved is refused, never a cluster one
+//    (assemble.ts);
 // 4. per-namespace quotas (policies, scopes, bytes), in key order, so a namespace never grows a
-//    layer past what one ConfigMap can hold;
-// 5. lock-out: a protected image must stay accepted unconditionally.
+//    layer past what one ConfigMap can hold; controller only: they protect the ConfigMaps the
+//    controller publishes, and they are its flags;
+// 5. lock-out: a protected image must stay accepted unconditionally; controller only: the
+//    protected images are the running cluster's (its pods, pause image, the operator's image).
 
-import { parseObject } from "../api/parse.ts";
-import { refOf, type AnyImagePolicy, type ObjectRef } from "../api/types.ts";
+import { parseObject, type ParsedObject } from "../api/parse.ts";
+import { refKey, refOf, refOfObject, type AnyImagePolicy, type ObjectRef } from "../api/types.ts";
 import { canonicalJson } from "../canonicalJson.ts";
+import {
+  applySetRules,
+  isFresh,
+  layersOf,
+  refuse,
+  type Candidate as SetCandidate,
+  type Refusal as SetRefusal,
+} from "../compiler/assemble.ts";
 import { decide, indexLayer, type ScopeIndex } from "../compiler/combine.ts";
-import type { CrioVersion } from "../compiler/crioVersion.ts";
+import { formatCrioVersion, type CrioVersion } from "../compiler/crioVersion.ts";
 import type { Diagnostic } from "../compiler/diagnostics.ts";
 import { makeLayer, serializeLayer, type Layer, type LayerPolicy } from "../compiler/layer.ts";
-import { registriesD } from "../compiler/registriesD.ts";
 import type { Requirement } from "../compiler/requirements.ts";
-import { compilePolicy, type SecretLookup } from "../compiler/validate.ts";
+import { validatePolicy, type SecretLookup, type ValidatedPolicy } from "../compiler/validate.ts";
 import { layerRevision } from "../layerConfigMap.ts";
 
 /** Reasons beyond the compiler's (src/compiler/diagnostics.ts). */
@@ -35,11 +48,7 @@ export type RefusalReason =
   | "SecretPending"
   | ProtectedImage["reason"];
 
-export interface Refusal {
-  readonly field: string;
-  readonly reason: RefusalReason;
-  readonly message: string;
-}
+export type Refusal = SetRefusal<RefusalReason>;
 
 /** An image the cluster must keep pulling: every document that applies to it must accept it
  * unconditionally (insecureAcceptAnything, or no requirement at all). */
@@ -85,6 +94,9 @@ export interface PlanInput extends TrustSettings {
    * published form is its current generation keeps it without a refusal (a restart lists every
    * Secret anew); any other keeps what it has and says SecretPending. */
   readonly settlingSecrets?: ReadonlySet<string>;
+  /** What an earlier plan() may pass on (the controller keeps one); without it, nothing is
+   * reused. */
+  readonly cache?: PlanCache;
 }
 
 /** A protected image the published policies do not accept unconditionally although nothing new
@@ -120,63 +132,86 @@ export interface Plan {
   readonly cluster: PlannedLayer;
   /** Only namespaces with at least one policy in their layer, sorted. */
   readonly namespaces: ReadonlyMap<string, PlannedLayer>;
-  /** Keyed by outcomeKey(ref). */
+  /** Keyed by refKey(ref). */
   readonly outcomes: ReadonlyMap<string, Outcome>;
   /** Problems no refusal can fix (a published conflict, a deletion that exposes an image). */
   readonly warnings: readonly string[];
 }
 
-export function outcomeKey(ref: ObjectRef): string {
-  return `${ref.kind}/${ref.namespace ?? ""}/${ref.name}`;
-}
-
-interface Candidate {
-  readonly ref: ObjectRef;
+interface Candidate extends SetCandidate<RefusalReason> {
   readonly generation: number | undefined;
-  /** The accepted form of the current generation, if any. */
-  readonly current: LayerPolicy | undefined;
-  /** The form in the published layer, if any. */
-  readonly previous: LayerPolicy | undefined;
-  refusals: Refusal[];
-  /** What goes into the layer (current, previous, or nothing). */
-  chosen: LayerPolicy | undefined;
-  exposures: Exposure[];
+  readonly exposures: Exposure[];
 }
 
-function sameContent(a: LayerPolicy | undefined, b: LayerPolicy | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return (
-    canonicalJson({ s: a.scopes, r: a.requirement }) ===
-    canonicalJson({ s: b.scopes, r: b.requirement })
-  );
-}
+/** What plan() reuses between calls: an object's parse and its stage-one result, keyed by the
+ * object itself (an informer replaces an object on every change, never mutates it), the latter
+ * valid while the target and every Secret value it read are unchanged. */
+export class PlanCache {
+  readonly #parsed = new WeakMap<object, ParsedObject>();
+  readonly #layers = new Map<string, PlannedLayer>();
+  readonly #validated = new WeakMap<
+    object,
+    {
+      readonly target: string;
+      readonly reads: readonly SecretRead[];
+      readonly result: ValidatedPolicy;
+    }
+  >();
 
-/** The candidate brings something not yet published. */
-function isNew(c: Candidate): boolean {
-  return c.current !== undefined && !sameContent(c.current, c.previous);
-}
-
-/** Accepted now, and new: what a refusal can still take back. */
-function isFresh(c: Candidate): boolean {
-  return isNew(c) && c.chosen === c.current;
-}
-
-function refuse(c: Candidate, refusal: Refusal, fallback: LayerPolicy | undefined): void {
-  c.refusals.push(refusal);
-  c.chosen = fallback;
-}
-
-function refKnownName(v: unknown): ObjectRef | undefined {
-  if (typeof v !== "object" || v === null) return undefined;
-  const o = v as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
-  const name = o.metadata?.name;
-  const namespace = o.metadata?.namespace;
-  if (typeof name !== "string") return undefined;
-  if (o.kind === "ClusterImagePolicy") return { kind: "ClusterImagePolicy", name };
-  if (o.kind === "ImagePolicy" && typeof namespace === "string") {
-    return { kind: "ImagePolicy", name, namespace };
+  parse(raw: unknown): ParsedObject {
+    if (typeof raw !== "object" || raw === null) return parseObject(raw);
+    let parsed = this.#parsed.get(raw);
+    if (parsed === undefined) {
+      parsed = parseObject(raw);
+      this.#parsed.set(raw, parsed);
+    }
+    return parsed;
   }
-  return undefined;
+
+  /** A layer's text and revision; reused while it holds the very same policy forms (the
+   * validated forms above, or the published ones) in the same order. */
+  planned(layer: Layer): PlannedLayer {
+    const key = layer.namespace ?? "";
+    const hit = this.#layers.get(key);
+    if (
+      hit !== undefined &&
+      hit.layer.policies.length === layer.policies.length &&
+      hit.layer.policies.every((p, i) => p === layer.policies[i])
+    ) {
+      return hit;
+    }
+    const text = serializeLayer(layer);
+    const planned = { layer, text, revision: layerRevision(text) };
+    this.#layers.set(key, planned);
+    return planned;
+  }
+
+  validate(policy: AnyImagePolicy, secrets: SecretLookup, target: CrioVersion): ValidatedPolicy {
+    const version = formatCrioVersion(target);
+    const hit = this.#validated.get(policy);
+    if (
+      hit?.target === version &&
+      hit.reads.every((r) => secrets(r.namespace, r.name, r.key) === r.value)
+    ) {
+      return hit.result;
+    }
+    const reads: SecretRead[] = [];
+    const recording: SecretLookup = (namespace, name, key) => {
+      const value = secrets(namespace, name, key);
+      reads.push({ namespace, name, key, value });
+      return value;
+    };
+    const result = validatePolicy(policy, recording, target);
+    this.#validated.set(policy, { target: version, reads, result });
+    return result;
+  }
+}
+
+interface SecretRead {
+  readonly namespace: string;
+  readonly name: string;
+  readonly key: string;
+  readonly value: string | undefined;
 }
 
 function generationOf(v: unknown): number | undefined {
@@ -240,14 +275,15 @@ function foreignSecretRefs(policy: AnyImagePolicy, operatorNamespace: string): R
 }
 
 export function plan(input: PlanInput): Plan {
+  const cache = input.cache ?? new PlanCache();
   const candidates: Candidate[] = [];
   // A ClusterImagePolicy never reads a Secret outside the operator namespace, whatever it names.
   const clusterSecrets: SecretLookup = (namespace, name, key) =>
     namespace === input.operatorNamespace ? input.secrets(namespace, name, key) : undefined;
   for (const raw of input.objects) {
-    const parsed = parseObject(raw);
+    const parsed = cache.parse(raw);
     let policy: AnyImagePolicy | undefined;
-    let ref = refKnownName(raw);
+    let ref = refOfObject(raw);
     const refusals: Refusal[] = [];
     if (parsed.ok && parsed.kind === "policy") {
       policy = parsed.policy;
@@ -256,27 +292,29 @@ export function plan(input: PlanInput): Plan {
       for (const d of parsed.diagnostics) refusals.push(toRefusal(d));
     }
     if (ref === undefined) continue;
+    const previous = previousOf(input, ref);
+    const generation = generationOf(raw);
     let current: LayerPolicy | undefined;
     if (policy !== undefined) {
       const foreign = foreignSecretRefs(policy, input.operatorNamespace);
       refusals.push(...foreign);
-      const previous = previousOf(input, ref);
-      const upToDate = previous !== undefined && previous.generation === generationOf(raw);
-      const pending = secretRefsOf(policy).filter((r) => {
+      const upToDate = previous !== undefined && previous.generation === generation;
+      const refs = secretRefsOf(policy);
+      const pending = refs.filter((r) => {
         const key = `${r.namespace ?? ""}/${r.name}`;
         return (
           input.pendingSecrets?.has(key) === true ||
           (input.settlingSecrets?.has(key) === true && !upToDate)
         );
       });
-      const settling = secretRefsOf(policy).some((r) =>
+      const settling = refs.some((r) =>
         input.settlingSecrets?.has(`${r.namespace ?? ""}/${r.name}`),
       );
       if (settling && upToDate && pending.length === 0 && refusals.length === 0) {
         // Its published form is this generation's: keep it while the Secret is being read.
         candidates.push({
           ref,
-          generation: generationOf(raw),
+          generation,
           current: previous,
           previous,
           refusals,
@@ -297,15 +335,14 @@ export function plan(input: PlanInput): Plan {
       }
       if (foreign.length === 0 && pending.length === 0) {
         const lookup = policy.kind === "ClusterImagePolicy" ? clusterSecrets : input.secrets;
-        const compiled = compilePolicy(policy, lookup, input.target);
-        if (compiled.ok) current = compiled.policy;
-        else for (const d of compiled.diagnostics) refusals.push(toRefusal(d));
+        const validated = cache.validate(policy, lookup, input.target);
+        if (validated.ok) current = validated.policy;
+        else for (const d of validated.diagnostics) refusals.push(toRefusal(d));
       }
     }
-    const previous = previousOf(input, ref);
     candidates.push({
       ref,
-      generation: generationOf(raw),
+      generation,
       current,
       previous,
       refusals,
@@ -313,26 +350,21 @@ export function plan(input: PlanInput): Plan {
       exposures: [],
     });
   }
-  candidates.sort((a, b) => compareKeys(outcomeKey(a.ref), outcomeKey(b.ref)));
+  candidates.sort((a, b) => compareKeys(refKey(a.ref), refKey(b.ref)));
 
-  const warnings: string[] = [];
-  refuseNamespaceLookasides(candidates, input);
-  refuseLookasideConflicts(candidates, warnings);
+  // Stage two, as `imagepolicy compile` runs it; then what only the controller judges.
+  const warnings = applySetRules(candidates, {
+    namespaceLookasidePrefixes: input.namespaceLookasidePrefixes,
+  });
   applyQuotas(candidates, input.quota);
   refuseLockOuts(candidates, input, warnings);
 
-  const { clusterPolicies, byNamespace } = chosenPolicies(candidates);
-  const planned = (layer: Layer): PlannedLayer => {
-    const text = serializeLayer(layer);
-    return { layer, text, revision: layerRevision(text) };
-  };
+  const layers = layersOf(candidates);
   const namespaces = new Map<string, PlannedLayer>();
-  for (const ns of [...byNamespace.keys()].sort(compareKeys)) {
-    namespaces.set(ns, planned(makeLayer(ns, byNamespace.get(ns) ?? [])));
-  }
+  for (const [ns, layer] of layers.namespaces) namespaces.set(ns, cache.planned(layer));
   const outcomes = new Map<string, Outcome>();
   for (const c of candidates) {
-    outcomes.set(outcomeKey(c.ref), {
+    outcomes.set(refKey(c.ref), {
       ref: c.ref,
       generation: c.generation,
       refusals: c.refusals,
@@ -341,12 +373,7 @@ export function plan(input: PlanInput): Plan {
       exposures: c.exposures,
     });
   }
-  return {
-    cluster: planned(makeLayer(undefined, clusterPolicies)),
-    namespaces,
-    outcomes,
-    warnings,
-  };
+  return { cluster: cache.planned(layers.cluster), namespaces, outcomes, warnings };
 }
 
 function toRefusal(d: Diagnostic): Refusal {
@@ -355,127 +382,6 @@ function toRefusal(d: Diagnostic): Refusal {
 
 function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function chosenPolicies(candidates: readonly Candidate[]): {
-  clusterPolicies: LayerPolicy[];
-  byNamespace: Map<string, LayerPolicy[]>;
-} {
-  const clusterPolicies: LayerPolicy[] = [];
-  const byNamespace = new Map<string, LayerPolicy[]>();
-  for (const c of candidates) {
-    if (c.chosen === undefined) continue;
-    if (c.ref.namespace === undefined) clusterPolicies.push(c.chosen);
-    else {
-      const list = byNamespace.get(c.ref.namespace);
-      if (list === undefined) byNamespace.set(c.ref.namespace, [c.chosen]);
-      else list.push(c.chosen);
-    }
-  }
-  return { clusterPolicies, byNamespace };
-}
-
-function indexes(candidates: readonly Candidate[]): {
-  cluster: ScopeIndex;
-  namespaces: Map<string, ScopeIndex>;
-} {
-  const { clusterPolicies, byNamespace } = chosenPolicies(candidates);
-  const namespaces = new Map<string, ScopeIndex>();
-  for (const [ns, list] of byNamespace) namespaces.set(ns, indexLayer(makeLayer(ns, list)));
-  return { cluster: indexLayer(makeLayer(undefined, clusterPolicies)), namespaces };
-}
-
-const LOOKASIDE_FIELD = "spec.policy.rootOfTrust.gpgKey.lookaside";
-
-function lookasideOf(p: LayerPolicy | undefined): string | undefined {
-  return p?.requirement.kind === "gpg" ? p.requirement.lookaside : undefined;
-}
-
-/** Rule 2: what an ImagePolicy's lookaside may be. It goes into the node-wide registries.d file,
- * so it is the cluster admin's to allow (--namespace-lookaside-prefix); never a local path; and
- * never where a ClusterImagePolicy's GPG signatures for the same images would then be looked up.
- * A published form that breaks the rule (the prefixes changed) leaves the layer too. */
-function refuseNamespaceLookasides(candidates: Candidate[], input: PlanInput): void {
-  const cluster = indexes(candidates.filter((c) => c.ref.namespace === undefined)).cluster;
-  const prefixes = input.namespaceLookasidePrefixes;
-  const problem = (p: LayerPolicy | undefined): string | undefined => {
-    const url = lookasideOf(p);
-    if (p === undefined || url === undefined) return undefined;
-    if (url.toLowerCase().startsWith("file:")) {
-      return "an ImagePolicy may not read signatures from a path on the node (file://)";
-    }
-    if (!prefixes.some((prefix) => url.startsWith(prefix))) {
-      return prefixes.length === 0
-        ? "ImagePolicy lookasides are not allowed in this cluster (the cluster admin allows URL " +
-            "prefixes with the controller flag --namespace-lookaside-prefix)"
-        : `the lookaside must start with one of ${prefixes.join(", ")} ` +
-            "(the controller's --namespace-lookaside-prefix)";
-    }
-    for (const scope of p.scopes) {
-      const d = decide(cluster, scope);
-      if (d?.entry.requirements.some((r) => r.kind === "gpg") === true) {
-        return (
-          `scope ${JSON.stringify(scope)} is decided in the cluster layer by a GPG policy ` +
-          `(${d.entry.sources.map((s) => s.name).join(", ")}) whose signatures would then be ` +
-          "looked up at this namespace's lookaside"
-        );
-      }
-    }
-    return undefined;
-  };
-  for (const c of candidates) {
-    if (c.ref.namespace === undefined) continue;
-    const message = problem(c.chosen);
-    if (message === undefined) continue;
-    const fallback =
-      c.chosen === c.current && problem(c.previous) === undefined ? c.previous : undefined;
-    refuse(c, { field: LOOKASIDE_FIELD, reason: "LookasideNotAllowed", message }, fallback);
-  }
-}
-
-/** Rule 3. A scope that would need two lookaside URLs (registries.d is node-wide) refuses the
- * objects involved: when a cluster policy is involved, every namespace policy involved, new or
- * published (cluster policies win); otherwise only those bringing something new (their published
- * form stays). A conflict among published cluster forms alone (possible after a target change) is
- * reported on every object involved. */
-function refuseLookasideConflicts(candidates: Candidate[], warnings: string[]): void {
-  const byKey = new Map(candidates.map((c) => [outcomeKey(c.ref), c]));
-  for (let round = 0; round <= 2 * candidates.length; round++) {
-    const { cluster, namespaces } = indexes(candidates);
-    const conflicts = registriesD(cluster, [...namespaces.values()]).conflicts;
-    if (conflicts.length === 0) return;
-    let refused = false;
-    for (const conflict of conflicts) {
-      const involved = conflict.sources
-        .map((s) => byKey.get(outcomeKey(s)))
-        .filter((c): c is Candidate => c !== undefined && c.chosen !== undefined);
-      const message = `scope ${JSON.stringify(conflict.scope)} would need two lookaside URLs: ${conflict.urls.join(", ")}`;
-      const namespaced = involved.filter((c) => c.ref.namespace !== undefined);
-      const clusterWins = namespaced.length > 0 && namespaced.length < involved.length;
-      const losers = clusterWins ? namespaced : involved.filter(isFresh);
-      const refusal: Refusal = {
-        field: LOOKASIDE_FIELD,
-        reason: "ConflictingLookaside",
-        message: clusterWins ? `${message}; the ClusterImagePolicy's lookaside wins` : message,
-      };
-      if (losers.length > 0) {
-        for (const c of losers) {
-          // The published form next; if that conflicts too, the next round drops it.
-          const fallback = c.chosen === c.current ? c.previous : undefined;
-          if (c.refusals.some((r) => r.reason === "ConflictingLookaside")) c.chosen = fallback;
-          else refuse(c, refusal, fallback);
-        }
-        refused = true;
-      } else {
-        for (const c of involved) {
-          if (!c.refusals.some((r) => r.reason === "ConflictingLookaside"))
-            c.refusals.push(refusal);
-        }
-        warnings.push(`published policies conflict: ${message}`);
-      }
-    }
-    if (!refused) return;
-  }
 }
 
 function policyBytes(p: LayerPolicy): number {
@@ -581,7 +487,7 @@ function refuseLockOuts(candidates: Candidate[], input: PlanInput, warnings: str
         list.flatMap((c) => (c.chosen === undefined ? [] : [c.chosen])),
       ),
     );
-  const byKey = new Map(candidates.map((c) => [outcomeKey(c.ref), c]));
+  const byKey = new Map(candidates.map((c) => [refKey(c.ref), c]));
   for (const [ns, list] of layers) {
     if (ns !== undefined && !images.some((i) => applies(i, ns))) continue;
     const exposed = (): Exposure[] => layerExposures(indexOf(ns, list), ns, images);
@@ -609,7 +515,7 @@ function refuseLockOuts(candidates: Candidate[], input: PlanInput, warnings: str
     for (const e of layerExposures(index, ns, images)) {
       warnings.push(`protected image exposed: ${e.message}`);
       for (const source of decide(index, e.image.reference)?.entry.sources ?? []) {
-        byKey.get(outcomeKey(source))?.exposures.push(e);
+        byKey.get(refKey(source))?.exposures.push(e);
       }
     }
   }

@@ -100,33 +100,55 @@ function appliedTest(layer: LayerRef): (report: NodeReport | undefined) => boole
 }
 
 /** What one layer's rollout counts over a set of nodes. */
-interface Tally {
+export interface Tally {
   readonly applied: number;
   readonly enforcing: number;
   readonly crioApplied: number;
 }
 
-/** The nodes of one reconcile round, with each layer's tally computed once (docs/design.md scale:
- * 2,200 policies share ~501 layers over 5,000 reports, so a status round must not rescan every
- * report per policy). Build one per round and pass it to desiredStatus for every policy; the
- * node list must not change while it is in use. */
+/** Nodes that report the very same appliedRevisions map (the controller's cache shares one map
+ * between them, src/controller/cache.ts), counted once per layer. */
+interface Group {
+  readonly report: NodeReport | undefined;
+  count: number;
+  enforcing: number;
+  crio: number;
+}
+
+/** The nodes of one rollout round, with each layer's tally computed once (docs/scale.md: 2,200
+ * policies share ~501 layers over 5,000 reports). Nodes are grouped by the identity of the map
+ * they report, so a tally costs one test per distinct map (a handful during a rollout), not one
+ * per node. Build one per round; the node list must not change while it is in use. */
 export class Fleet {
-  readonly nodes: readonly NodeView[];
+  readonly total: number;
   readonly crio: number;
   readonly crioNotEnforcing: number;
+  readonly #groups: readonly Group[];
   readonly #tallies = new Map<string, Tally>();
 
   constructor(nodes: readonly NodeView[]) {
-    this.nodes = nodes;
+    this.total = nodes.length;
     let crio = 0;
     let crioNotEnforcing = 0;
+    const groups = new Map<object | undefined, Group>();
     for (const n of nodes) {
-      if (!n.crio) continue;
-      crio += 1;
-      if (n.report?.enforcing !== true) crioNotEnforcing += 1;
+      if (n.crio) {
+        crio += 1;
+        if (n.report?.enforcing !== true) crioNotEnforcing += 1;
+      }
+      const key = n.report?.appliedRevisions;
+      let g = groups.get(key);
+      if (g === undefined) {
+        g = { report: n.report, count: 0, enforcing: 0, crio: 0 };
+        groups.set(key, g);
+      }
+      g.count += 1;
+      if (n.report?.enforcing === true) g.enforcing += 1;
+      if (n.crio) g.crio += 1;
     }
     this.crio = crio;
     this.crioNotEnforcing = crioNotEnforcing;
+    this.#groups = [...groups.values()];
   }
 
   tally(layer: LayerRef): Tally {
@@ -140,11 +162,11 @@ export class Fleet {
       let enforcing = 0;
       let crioApplied = 0;
       const hasApplied = appliedTest(layer);
-      for (const n of this.nodes) {
-        if (!hasApplied(n.report)) continue;
-        applied += 1;
-        if (n.report?.enforcing === true) enforcing += 1;
-        if (n.crio) crioApplied += 1;
+      for (const g of this.#groups) {
+        if (!hasApplied(g.report)) continue;
+        applied += g.count;
+        enforcing += g.enforcing;
+        crioApplied += g.crio;
       }
       tally = { applied, enforcing, crioApplied };
       this.#tallies.set(key, tally);
@@ -158,9 +180,9 @@ export function rolloutOf(fleet: Fleet, layer: LayerRef): Rollout {
   return {
     nodesApplied: applied,
     nodesEnforcing: enforcing,
-    nodesTotal: fleet.nodes.length,
+    nodesTotal: fleet.total,
     // docs/internals.md: covered (applied and enforcing) / total.
-    display: `${enforcing}/${fleet.nodes.length}`,
+    display: `${enforcing}/${fleet.total}`,
     revision: layer.revision,
   };
 }
@@ -258,7 +280,7 @@ export function desiredStatus(
       "Applied",
       "False",
       "NoCrioNodes",
-      `no node runs CRI-O (${fleet.nodes.length} nodes), so nothing enforces revision ${layer.revision}`,
+      `no node runs CRI-O (${fleet.total} nodes), so nothing enforces revision ${layer.revision}`,
       g,
       now,
     );
@@ -269,7 +291,7 @@ export function desiredStatus(
       "False",
       "RollingOut",
       `${crioApplied}/${fleet.crio} CRI-O nodes report revision ${layer.revision}` +
-        ` (${rollout?.nodesEnforcing ?? 0} enforcing, ${fleet.nodes.length} nodes in total)`,
+        ` (${rollout?.nodesEnforcing ?? 0} enforcing, ${fleet.total} nodes in total)`,
       g,
       now,
     );
@@ -280,7 +302,7 @@ export function desiredStatus(
       "True",
       "Applied",
       `all ${fleet.crio} CRI-O nodes report revision ${layer.revision}` +
-        ` (${rollout?.nodesEnforcing ?? 0} enforcing, ${fleet.nodes.length} nodes in total)`,
+        ` (${rollout?.nodesEnforcing ?? 0} enforcing, ${fleet.total} nodes in total)`,
       g,
       now,
     );

@@ -18,7 +18,7 @@ import {
   type ClusterImagePolicy,
 } from "../api/types.ts";
 import { LATEST_KNOWN } from "../compiler/crioVersion.ts";
-import { compilePolicy, type SecretLookup } from "../compiler/validate.ts";
+import { validatePolicy, type SecretLookup } from "../compiler/validate.ts";
 import {
   schemaProblems,
   sourceOf,
@@ -267,7 +267,7 @@ function validateOutput(out: Output, secrets: SecretLookup): ImportProblem[] {
     out.object.kind === "ClusterImagePolicy" ? clusterImagePolicySchema : imagePolicySchema;
   const parsed = schema.safeParse(out.object);
   if (!parsed.success) return convertedSchemaProblems(out.source, parsed.error);
-  const compiled = compilePolicy(parsed.data, secrets, LATEST_KNOWN);
+  const compiled = validatePolicy(parsed.data, secrets, LATEST_KNOWN);
   if (compiled.ok) return [];
   // A Secret that was not in the input is checked by the controller once the user copies it.
   const unseen = (message: string): boolean =>

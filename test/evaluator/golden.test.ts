@@ -16,10 +16,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { readManifests } from "../../src/cli/manifests.ts";
-import { compileAll, outputFiles } from "../../src/compiler/compile.ts";
+import { indexLayer, type ScopeIndex } from "../../src/compiler/combine.ts";
+import { compileAll, outputFiles, renderFiles } from "../../src/compiler/compile.ts";
 import { LATEST_KNOWN, parseCrioVersion } from "../../src/compiler/crioVersion.ts";
 import { formatDiagnostic } from "../../src/compiler/diagnostics.ts";
-import { secretLookupFrom } from "../../src/compiler/validate.ts";
+import { parseLayer } from "../../src/compiler/layer.ts";
+import { secretLookupFrom, type SecretLookup } from "../../src/compiler/validate.ts";
+import { plan } from "../../src/controller/plan.ts";
 import { parsePolicyJson } from "../../src/policyjson/parse.ts";
 import { imageNames } from "./environment.ts";
 import { evaluateAll } from "./harness.ts";
@@ -46,6 +49,34 @@ async function listFiles(dir: string, prefix = ""): Promise<string[]> {
     else out.push(rel);
   }
   return out.sort();
+}
+
+/** The files a node renders from the layers the controller's plan() publishes for `objects`
+ * (nothing published before, no install limits: every lookaside prefix allowed, no protected
+ * image, quotas no golden case reaches), read back from the layer texts as an agent reads them. */
+function filesThroughPlan(
+  objects: readonly unknown[],
+  secrets: SecretLookup,
+  target: ReturnType<typeof parseCrioVersion>,
+): { files: [string, string][]; refusals: string[] } {
+  const p = plan({
+    objects,
+    secrets,
+    target,
+    publishedCluster: undefined,
+    publishedNamespaces: new Map(),
+    operatorNamespace: "imagepolicy-system",
+    protectedImages: [],
+    quota: { maxPolicies: 10_000, maxScopes: 100_000, maxBytes: 1_000_000 },
+    namespaceLookasidePrefixes: [""],
+  });
+  const refusals = [...p.outcomes.values()].flatMap((o) =>
+    o.refusals.map((r) => `${o.ref.kind} ${o.ref.name}: ${r.reason}: ${r.message}`),
+  );
+  const namespaces = new Map<string, ScopeIndex>();
+  for (const [ns, layer] of p.namespaces) namespaces.set(ns, indexLayer(parseLayer(layer.text)));
+  const files = renderFiles(indexLayer(parseLayer(p.cluster.text)), namespaces, target);
+  return { files: outputFiles(files), refusals };
 }
 
 const cases = (await readdir(goldenRoot, { withFileTypes: true }))
@@ -107,6 +138,15 @@ describe("golden cases", () => {
       const expected = await readFile(path.join(expectedDir, rel), "utf8");
       expect(unsubstitute(text, placeholders), `${name}/expected/${rel}`).toBe(expected);
     }
+    // The controller's plan() publishes layers that render to the very same bytes.
+    const viaPlan = filesThroughPlan(
+      manifests.policies,
+      secretLookupFrom(manifests.secrets),
+      target,
+    );
+    expect(viaPlan.refusals).toEqual([]);
+    expect(new Map(viaPlan.files)).toEqual(produced);
+
     // Byte-identical for identical input (docs/design.md rule 6).
     const again = compileAll(manifests.policies, secretLookupFrom(manifests.secrets), target);
     expect(again.files).toEqual(files);

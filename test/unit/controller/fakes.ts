@@ -1,22 +1,22 @@
 // A real Controller on in-memory informers, a recording client and a fake clock (the approach of
 // bench/controller.ts): each informer is a real Informer over a ListWatcher that lists the given
 // objects and then keeps its watch open for the test to push events through; the client records
-// every write instead of sending it; the work queue runs on the fake clock.
+// every write instead of sending it (it implements the controller's narrow API,
+// src/controller/api.ts, not the concrete KubeClient); the work queue runs on the fake clock.
 
-import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { Controller, type ControllerInformers } from "../../../src/controller/controller.ts";
 import { ControllerMetrics } from "../../../src/controller/metrics.ts";
-import { outcomeKey } from "../../../src/controller/plan.ts";
+import { policyRef, refKey } from "../../../src/api/types.ts";
+import type { ControllerApi, EventSink, ObjectAddress } from "../../../src/controller/api.ts";
 import type { PolicyStatus } from "../../../src/controller/status.ts";
 import {
-  KubeClient,
   type AppliedObject,
   type ListResult,
   type ListWatcher,
   type WatchEvent,
 } from "../../../src/kube/client.ts";
-import { EventRecorder } from "../../../src/kube/events.ts";
+import type { EventTarget } from "../../../src/kube/events.ts";
 import { Informer } from "../../../src/kube/informer.ts";
 import type { KubeObject, Resource } from "../../../src/kube/objects.ts";
 import { WorkQueue } from "../../../src/kube/workQueue.ts";
@@ -65,57 +65,60 @@ export class FakeSource implements ListWatcher {
 }
 
 export interface StatusWrite {
-  /** outcomeKey of the object: "ClusterImagePolicy/a", "ImagePolicy/ns/b". */
+  /** refKey of the object: "ClusterImagePolicy/a", "ImagePolicy/ns/b". */
   readonly key: string;
   readonly status: PolicyStatus;
   /** The fake clock's time of the write. */
   readonly at: number;
+  /** The resourceVersion the write produced (what its watch event carries). */
+  readonly resourceVersion: string;
 }
 
-/** Records writes instead of sending them; no request leaves the process. */
-export class RecordingClient extends KubeClient {
+/** Records writes instead of sending them: the controller's API (src/controller/api.ts). */
+export class RecordingClient implements ControllerApi, EventSink {
   readonly applied: KubeObject[] = [];
   readonly statusWrites: StatusWrite[] = [];
+  readonly deleted: ObjectAddress[] = [];
+  readonly events: { readonly regarding: EventTarget; readonly reason: string }[] = [];
   readonly #clock: FakeClock;
+  #version = 0;
 
   constructor(clock: FakeClock) {
-    // A configuration that is never dialled: every call the controller makes is overridden.
-    const config = new KubeConfig();
-    config.loadFromOptions({
-      clusters: [{ name: "fake", server: "https://127.0.0.1:1", skipTLSVerify: false }],
-      users: [{ name: "fake" }],
-      contexts: [{ name: "fake", cluster: "fake", user: "fake" }],
-      currentContext: "fake",
-    });
-    super(config);
     this.#clock = clock;
   }
 
-  override apply(obj: KubeObject): Promise<AppliedObject> {
+  apply(obj: KubeObject): Promise<AppliedObject> {
     this.applied.push(obj);
-    return Promise.resolve({ ...obj.metadata, resourceVersion: "1" });
+    return Promise.resolve({ ...obj.metadata, resourceVersion: this.#nextVersion() });
   }
 
-  override patchStatus(
-    _resource: Resource,
-    ref: { readonly name: string; readonly namespace?: string | undefined },
-    status: unknown,
-  ): Promise<AppliedObject> {
-    const key = outcomeKey(
-      ref.namespace === undefined
-        ? { kind: "ClusterImagePolicy", name: ref.name }
-        : { kind: "ImagePolicy", name: ref.name, namespace: ref.namespace },
-    );
-    this.statusWrites.push({ key, status: status as PolicyStatus, at: this.#clock.now() });
-    return Promise.resolve({ ...ref, resourceVersion: "1" });
+  patchStatus(_resource: Resource, ref: ObjectAddress, status: unknown): Promise<AppliedObject> {
+    const key = refKey(policyRef(ref.name, ref.namespace));
+    const resourceVersion = this.#nextVersion();
+    // The controller passes the PolicyStatus it computed (desiredStatus); nothing was parsed.
+    const written = status as PolicyStatus;
+    this.statusWrites.push({ key, status: written, at: this.#clock.now(), resourceVersion });
+    return Promise.resolve({
+      name: ref.name,
+      ...(ref.namespace === undefined ? {} : { namespace: ref.namespace }),
+      resourceVersion,
+    });
   }
 
-  override delete(): Promise<boolean> {
+  delete(_resource: Resource, ref: ObjectAddress): Promise<boolean> {
+    this.deleted.push(ref);
     return Promise.resolve(true);
   }
 
-  override create(_resource: Resource, obj: KubeObject): Promise<KubeObject> {
-    return Promise.resolve(obj);
+  record(regarding: EventTarget, _type: string, reason: string): Promise<void> {
+    this.events.push({ regarding, reason });
+    return Promise.resolve();
+  }
+
+  /** A resourceVersion no informer list ("1") carries. */
+  #nextVersion(): string {
+    this.#version += 1;
+    return `w${this.#version}`;
   }
 }
 
@@ -185,10 +188,10 @@ export async function fakeController(world: FakeWorld): Promise<FakeController> 
       namespaceLookasidePrefixes: [],
     },
     {
-      client,
+      api: client,
       informers,
       queue,
-      events: new EventRecorder({ client, controller: "test", instance: "test", clock, logger }),
+      events: client,
       metrics: new ControllerMetrics(),
       clock,
       logger,

@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { outcomeKey, plan, type PlanInput } from "../../../src/controller/plan.ts";
+import { refKey } from "../../../src/api/types.ts";
+import { plan, type PlanInput } from "../../../src/controller/plan.ts";
 import { LATEST_KNOWN } from "../../../src/compiler/crioVersion.ts";
 import { parseLayer } from "../../../src/compiler/layer.ts";
 import { parseImage } from "../../../src/compiler/scopes.ts";
@@ -76,7 +77,7 @@ describe("plan", () => {
     const bad = gen(cip("a", withKey(unsupportedKey())), 2);
     const second = plan(input([bad], first));
     expect(second.cluster.text).toBe(first.cluster.text);
-    const o = second.outcomes.get(outcomeKey({ kind: "ClusterImagePolicy", name: "a" }));
+    const o = second.outcomes.get(refKey({ kind: "ClusterImagePolicy", name: "a" }));
     expect(o?.generation).toBe(2);
     expect(o?.inLayer).toBe(true);
     expect(o?.layerGeneration).toBe(1);

@@ -1,0 +1,191 @@
+// What the controller's informers keep of each object (docs/scale.md, "Controller"). At 5,000 nodes
+// the ImagePolicyNodeStatus reports dominate its memory: each lists cluster.json and every
+// namespace file (500 with the large fixture) with a revision, ~28 KB of JSON and ~50 KB of heap
+// per report, 250 MB for the fleet, although nearly every node reports the same revisions. So:
+// - a report is reduced to what rollout counts read (enforcing, appliedRevisions), and its
+//   appliedRevisions map is interned: nodes that report the same map share one frozen object,
+//   held weakly, so a map nobody reports any more is collected;
+// - a Node to its name and containerRuntimeVersion; a protected pod to its container images;
+// - a policy object loses metadata.managedFields and the last-applied-configuration annotation
+//   (which repeats the spec), nothing the plan or the status reads.
+// The reduction runs on every object a list or a watch delivers, before the informer caches it
+// (compactSource).
+
+import { createHash } from "node:crypto";
+import type { ListWatcher } from "../kube/client.ts";
+import type { KubeObject } from "../kube/objects.ts";
+
+/** Wraps `source` so that every object it delivers is `reduce(object)`. */
+export function compactSource(
+  source: ListWatcher,
+  reduce: (object: KubeObject) => KubeObject,
+): ListWatcher {
+  return {
+    list: async (signal) => {
+      const result = await source.list(signal);
+      return { items: result.items.map(reduce), resourceVersion: result.resourceVersion };
+    },
+    watch: (resourceVersion, onEvent, signal) =>
+      source.watch(
+        resourceVersion,
+        (event) => {
+          onEvent(
+            event.type === "BOOKMARK" ? event : { type: event.type, object: reduce(event.object) },
+          );
+        },
+        signal,
+      ),
+  };
+}
+
+/** `v` when it is a JSON object (not an array). */
+function record(v: unknown): object | undefined {
+  return typeof v === "object" && v !== null && !Array.isArray(v) ? v : undefined;
+}
+
+/** `o[key]` of a JSON object, or undefined. */
+function field(o: unknown, key: string): unknown {
+  const r = record(o);
+  return r === undefined ? undefined : Reflect.get(r, key);
+}
+
+/** Only the identity of an object (what the informer keys and compares by). */
+function identity(o: KubeObject): KubeObject {
+  const m = o.metadata;
+  return {
+    apiVersion: o.apiVersion,
+    kind: o.kind,
+    metadata: {
+      name: m.name,
+      ...(m.namespace === undefined ? {} : { namespace: m.namespace }),
+      ...(m.uid === undefined ? {} : { uid: m.uid }),
+      ...(m.resourceVersion === undefined ? {} : { resourceVersion: m.resourceVersion }),
+    },
+  };
+}
+
+/** A string-to-string map as a node reports it. */
+export type Revisions = Readonly<Record<string, string>>;
+
+/** One shared, frozen object per distinct appliedRevisions map; a map no report holds any more
+ * is collected with its last holder. */
+export class RevisionsInterner {
+  readonly #byContent = new Map<string, WeakRef<Revisions>>();
+  readonly #interned = new WeakSet<object>();
+  readonly #finalizer = new FinalizationRegistry<string>((key) => {
+    if (this.#byContent.get(key)?.deref() === undefined) this.#byContent.delete(key);
+  });
+
+  /** The shared map equal to `value`, or undefined when `value` is not a map of strings. */
+  intern(value: unknown): Revisions | undefined {
+    const r = record(value);
+    if (r === undefined) return undefined;
+    const entries: [string, string][] = [];
+    for (const [k, v] of Object.entries(r)) {
+      if (typeof v !== "string") return undefined;
+      entries.push([k, v]);
+    }
+    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const key = createHash("sha256").update(JSON.stringify(entries)).digest("base64");
+    const known = this.#byContent.get(key)?.deref();
+    if (known !== undefined) return known;
+    const shared: Revisions = Object.freeze(Object.fromEntries(entries));
+    this.#byContent.set(key, new WeakRef(shared));
+    this.#interned.add(shared);
+    this.#finalizer.register(shared, key);
+    return shared;
+  }
+
+  /** True for a map of strings: one this interner made (checked once, when it was made), or any
+   * other after a check of every value. */
+  isRevisions(value: object): value is Revisions {
+    return this.#interned.has(value) || Object.values(value).every((v) => typeof v === "string");
+  }
+
+  /** Distinct maps alive now. */
+  get size(): number {
+    return this.#byContent.size;
+  }
+}
+
+/** An ImagePolicyNodeStatus reduced to what rollout counts read. */
+export function compactNodeStatus(o: KubeObject, interner: RevisionsInterner): KubeObject {
+  const status = record(field(o, "status"));
+  if (status === undefined) return identity(o);
+  const applied = interner.intern(field(status, "appliedRevisions"));
+  return {
+    ...identity(o),
+    status: {
+      enforcing: field(status, "enforcing") === true,
+      ...(applied === undefined ? {} : { appliedRevisions: applied }),
+    },
+  };
+}
+
+/** What one node's agent reports, read from a (compact or full) ImagePolicyNodeStatus without
+ * copying its appliedRevisions map; undefined when it reports nothing (yet). */
+export function nodeReportOf(
+  o: KubeObject | undefined,
+  interner: RevisionsInterner,
+): { readonly enforcing: boolean; readonly appliedRevisions: Revisions } | undefined {
+  const status = record(field(o, "status"));
+  if (status === undefined) return undefined;
+  const raw = record(field(status, "appliedRevisions"));
+  // A map that is not all strings counts as reporting nothing applied.
+  const applied = raw !== undefined && interner.isRevisions(raw) ? raw : {};
+  return { enforcing: field(status, "enforcing") === true, appliedRevisions: applied };
+}
+
+/** A Node reduced to its containerRuntimeVersion. */
+export function compactNode(o: KubeObject): KubeObject {
+  const version = runtimeVersionOf(o);
+  return {
+    ...identity(o),
+    ...(version === undefined
+      ? {}
+      : { status: { nodeInfo: { containerRuntimeVersion: version } } }),
+  };
+}
+
+/** Node.status.nodeInfo.containerRuntimeVersion. */
+export function runtimeVersionOf(o: KubeObject | undefined): string | undefined {
+  const version = field(field(field(o, "status"), "nodeInfo"), "containerRuntimeVersion");
+  return typeof version === "string" ? version : undefined;
+}
+
+/** A pod reduced to the images of its containers and init containers. */
+export function compactPod(o: KubeObject): KubeObject {
+  return { ...identity(o), spec: { images: podImagesOf(o) } };
+}
+
+/** The images of a (compact or full) pod, in order, init containers first. */
+export function podImagesOf(o: KubeObject): string[] {
+  const spec = field(o, "spec");
+  const images = field(spec, "images");
+  if (Array.isArray(images)) return images.filter((i): i is string => typeof i === "string");
+  const out: string[] = [];
+  for (const list of [field(spec, "initContainers"), field(spec, "containers")]) {
+    if (!Array.isArray(list)) continue;
+    for (const c of list) {
+      const image = field(c, "image");
+      if (typeof image === "string") out.push(image);
+    }
+  }
+  return out;
+}
+
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+/** A policy object without what neither the plan nor the status reads: managedFields and the
+ * last-applied-configuration annotation. */
+export function compactPolicy(o: KubeObject): KubeObject {
+  const { managedFields: _managed, annotations, ...metadata } = o.metadata;
+  const kept = Object.entries(annotations ?? {}).filter(([k]) => k !== LAST_APPLIED);
+  return {
+    ...o,
+    metadata: {
+      ...metadata,
+      ...(kept.length === 0 ? {} : { annotations: Object.fromEntries(kept) }),
+    },
+  };
+}
