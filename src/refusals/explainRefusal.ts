@@ -158,11 +158,16 @@ function describePolicies(v: LayerView | undefined): string {
   return `scope ${v.scope} of ${names}`;
 }
 
-export function explainRefusal(input: RefusalInput): RefusalExplanation {
-  const { refusal, cluster, namespace, node } = input;
-  const ns = refusal.pod.namespace;
+/** What a node's report says about how far the published layers explain its decisions, and
+ * whether its CRI-O read the namespace's file; shared with `imagepolicy explain --live`. */
+export function nodeNotes(
+  ns: string,
+  cluster: PublishedLayer,
+  namespace: PublishedLayer | undefined,
+  node: NodeReport | undefined,
+  nodeName: string | undefined,
+): { readonly notes: string[]; readonly usesNamespace: boolean } {
   const notes: string[] = [];
-  const nodeName = node?.name ?? refusal.node;
   const oldCrio =
     node?.crioVersion !== undefined && !supports(node.crioVersion, "namespaceFiles")
       ? node.crioVersion
@@ -178,43 +183,57 @@ export function explainRefusal(input: RefusalInput): RefusalExplanation {
   if (node === undefined) {
     notes.push(
       nodeName === undefined
-        ? "The Event names no node: this explains the published revision."
+        ? "No node named: this explains the published revision."
         : `Node ${nodeName} has no ImagePolicyNodeStatus: this explains the published revision.`,
     );
-  } else {
-    const applied = node.appliedRevisions;
-    const clusterApplied = applied[CLUSTER_FILE];
-    if (clusterApplied !== cluster.revision) {
-      notes.push(
-        clusterApplied === undefined
-          ? `Node ${node.name} reports no cluster.json: it may not run the agent's files yet.`
-          : `Node ${node.name} holds cluster.json at revision ${clusterApplied}, not the published ${cluster.revision}: it may have decided on an older policy.`,
-      );
-    }
-    const nsApplied = applied[nsFile];
-    if (namespace !== undefined && readsNamespaceFiles) {
-      const want = namespaceFileRevision(cluster.revision, namespace.revision);
-      if (nsApplied === undefined) {
-        usesNamespace = false;
-        notes.push(
-          `Node ${node.name} has not written policies/${nsFile} yet: CRI-O read cluster.json, so this namespace's ImagePolicies did not apply.`,
-        );
-      } else if (nsApplied !== want) {
-        notes.push(
-          `Node ${node.name} holds policies/${nsFile} at revision ${nsApplied}, not the published ${want}: it may have decided on an older policy.`,
-        );
-      }
-    } else if (namespace === undefined && nsApplied !== undefined) {
-      notes.push(
-        `Node ${node.name} still holds policies/${nsFile} (revision ${nsApplied}) although this namespace has no ImagePolicy published: CRI-O read that file.`,
-      );
-    }
-    if (node.enforcing === false) {
-      notes.push(
-        `Node ${node.name} reports enforcing=false: its CRI-O does not read these files, so another policy refused the image.`,
-      );
-    }
+    return { notes, usesNamespace };
   }
+  const applied = node.appliedRevisions;
+  const clusterApplied = applied[CLUSTER_FILE];
+  if (clusterApplied !== cluster.revision) {
+    notes.push(
+      clusterApplied === undefined
+        ? `Node ${node.name} reports no cluster.json: it may not run the agent's files yet.`
+        : `Node ${node.name} holds cluster.json at revision ${clusterApplied}, not the published ${cluster.revision}: it may have decided on an older policy.`,
+    );
+  }
+  const nsApplied = applied[nsFile];
+  if (namespace !== undefined && readsNamespaceFiles) {
+    const want = namespaceFileRevision(cluster.revision, namespace.revision);
+    if (nsApplied === undefined) {
+      usesNamespace = false;
+      notes.push(
+        `Node ${node.name} has not written policies/${nsFile} yet: CRI-O read cluster.json, so this namespace's ImagePolicies did not apply.`,
+      );
+    } else if (nsApplied !== want) {
+      notes.push(
+        `Node ${node.name} holds policies/${nsFile} at revision ${nsApplied}, not the published ${want}: it may have decided on an older policy.`,
+      );
+    }
+  } else if (namespace === undefined && nsApplied !== undefined) {
+    notes.push(
+      `Node ${node.name} still holds policies/${nsFile} (revision ${nsApplied}) although this namespace has no ImagePolicy published: CRI-O read that file.`,
+    );
+  }
+  if (node.enforcing === false) {
+    notes.push(
+      `Node ${node.name} reports enforcing=false: its CRI-O does not read these files, so another policy refused the image.`,
+    );
+  }
+  return { notes, usesNamespace };
+}
+
+export function explainRefusal(input: RefusalInput): RefusalExplanation {
+  const { refusal, cluster, namespace, node } = input;
+  const ns = refusal.pod.namespace;
+  const nsFile = namespaceFileKey(ns);
+  const { notes, usesNamespace } = nodeNotes(
+    ns,
+    cluster,
+    namespace,
+    node,
+    node?.name ?? refusal.node,
+  );
 
   const image = refusal.reference;
   const e = explain(image, cluster.index, usesNamespace ? namespace?.index : undefined);
