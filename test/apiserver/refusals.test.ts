@@ -5,11 +5,13 @@
 // own client certificate (system:node:<name>, through the Node authorizer and NodeRestriction),
 // repeated by patching `count` as the kubelet's event correlator does.
 
+import { execFile } from "node:child_process";
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { KubeClient, loadKubeConfig } from "../../src/kube/client.ts";
@@ -23,6 +25,7 @@ import {
 } from "../support/operatorProcess.ts";
 import { waitFor } from "../support/waitFor.ts";
 
+const execFileAsync = promisify(execFile);
 const repo = path.resolve(import.meta.dirname, "../..");
 const NS = "imagepolicy-system";
 const TEAM = "team";
@@ -413,6 +416,38 @@ describe("refusal explanations on a real API server", () => {
       expect(everything).not.toContain(k.der.slice(-40));
     }
     expect(everything).not.toContain("PUBLIC KEY");
+  });
+
+  it("kubectl imagepolicy explain reads the live cluster and the node's report", async () => {
+    const { stdout } = await execFileAsync(
+      path.join(cp.binDir, "kubectl"),
+      [
+        "imagepolicy",
+        "explain",
+        "--image",
+        "registry.example/team/api:v2",
+        "-n",
+        TEAM,
+        "--node",
+        NODE,
+      ],
+      {
+        env: {
+          ...process.env,
+          PATH: `${path.join(repo, "bin")}${path.delimiter}${process.env["PATH"] ?? ""}`,
+          KUBECONFIG: cp.kubeconfigPath,
+        },
+      },
+    );
+    const applied = await appliedRevisions();
+    expect(stdout).toContain(`node ${NODE}: CRI-O 1.36.3, enforcing false, files `);
+    expect(stdout).toContain(`cluster.json=${applied["cluster.json"] ?? "?"}`);
+    expect(stdout).toContain("namespace layer (team):\n  deciding scope: registry.example/team\n");
+    expect(stdout).toContain("file CRI-O reads: policies/team.json");
+    expect(stdout).toContain(`a sigstore signature by key ${teamKey.fingerprint}`);
+    expect(stdout).toContain(`note: Node ${NODE} reports enforcing=false`);
+    expect(stdout).not.toContain(teamKey.b64.slice(0, 40));
+    expect(stdout).not.toContain(teamKey.der.slice(0, 40));
   });
 
   it("lets the garbage collector delete the record with its pod", async () => {
