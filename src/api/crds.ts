@@ -8,6 +8,7 @@ import {
   clusterImagePolicy,
   imagePolicy,
   imagePolicyNodeStatus,
+  imagePullRefusal,
 } from "./policy.ts";
 import type { OpenApi } from "./schema.ts";
 
@@ -179,6 +180,59 @@ export function crdObjects(): ReadonlyMap<string, Record<string, unknown>> {
             description: "Whether the runtime checks pulls against the policy files.",
           },
           READY,
+          AGE,
+        ],
+      ),
+    ],
+    [
+      `${GROUP}_imagepullrefusals.yaml`,
+      crd(
+        {
+          kind: "ImagePullRefusal",
+          plural: "imagepullrefusals",
+          singular: "imagepullrefusal",
+          listKind: "ImagePullRefusalList",
+          shortNames: ["ipr"],
+          categories,
+        },
+        "Namespaced",
+        "ImagePullRefusal explains why CRI-O refused a pod's image under the signature policy: " +
+          "which layer (cluster or namespace), which scope and which policy objects decided, and " +
+          "what would have been accepted, with keys shown as fingerprints only. Written by the " +
+          "controller from the kubelet's pull-failure Events, one per pod and image, in the pod's " +
+          "namespace and owned by the pod (deleted with it). docs/explain.md explains how to read it.",
+        imagePullRefusal.openapi(),
+        [
+          {
+            name: "Pod",
+            type: "string",
+            jsonPath: ".spec.podName",
+            description: "The pod whose image was refused.",
+          },
+          {
+            name: "Image",
+            type: "string",
+            jsonPath: ".spec.image",
+            description: "The refused image.",
+          },
+          {
+            name: "Layer",
+            type: "string",
+            jsonPath: ".status.decidingLayer",
+            description: "The layer that refused it.",
+          },
+          {
+            name: "Scope",
+            type: "string",
+            jsonPath: ".status.fileScope",
+            description: "The deciding scope of the file CRI-O read.",
+          },
+          {
+            name: "Reason",
+            type: "string",
+            jsonPath: ".status.category",
+            description: "CRI-O's reason, sorted.",
+          },
           AGE,
         ],
       ),

@@ -1,5 +1,5 @@
 // THE definition of the imagepolicy.dev/v1alpha1 API: every field of ClusterImagePolicy,
-// ImagePolicy and ImagePolicyNodeStatus with its description, bounds and CEL rules, each rule with
+// ImagePolicy, ImagePolicyNodeStatus and ImagePullRefusal with its description, bounds and CEL rules, each rule with
 // its TypeScript twin. The CRDs in crds/ are rendered from it (src/api/crds.ts, hack/gen-crds.ts)
 // and the runtime parser runs it (src/api/parse.ts); docs/api.md explains every rule and where
 // this API deliberately differs from OpenShift's config.openshift.io/v1 one.
@@ -909,6 +909,149 @@ export const NODE_NAME_RULE: Rule<JsonObject> = {
 };
 
 // ---------------------------------------------------------------------------------------------
+// ImagePullRefusal: why a pod's image was refused (src/refusals, docs/explain.md). Written by the
+// controller only, in the pod's namespace, owned by the pod; every list and string is bounded so
+// that one record stays small whatever the policies hold.
+
+const MAX_LISTED = 16;
+
+const refusalLayerValues = ["Cluster", "Namespace", "Both", "None"] as const;
+const refusalCategories = [
+  "NoSignature",
+  "InvalidSignature",
+  "NoSignatureAccepted",
+  "IdentityNotAccepted",
+  "RejectedByPolicy",
+  "Other",
+] as const;
+
+export const refusalSpec = obj(
+  "spec names the refused pull: the pod, its container and the image. It does not change.",
+  {
+    podName: required(
+      str("podName is the name of the pod whose image was refused.", 253, { minLength: 1 }),
+    ),
+    podUID: required(
+      str("podUID is the uid of that pod (the record is owned by it).", 128, { minLength: 1 }),
+    ),
+    container: optional(
+      str("container is the container whose image was refused, when known.", 253),
+    ),
+    image: required(
+      str("image is the image reference as the pod names it (and the kubelet reported it).", 1024, {
+        minLength: 1,
+      }),
+    ),
+  },
+);
+
+const layerExplanation = (which: string) =>
+  obj(`${which} is what this layer decides for the image.`, {
+    scope: required(
+      str(
+        "scope is the most specific scope of this layer that matches the image (`*` for the scope of every image).",
+        600,
+      ),
+    ),
+    policies: optional(
+      new ArrayNode(
+        obj("A policy object on that scope.", {
+          kind: required(
+            enumOf("kind of the policy object.", ["ClusterImagePolicy", "ImagePolicy"]),
+          ),
+          name: required(str("name of the policy object.", 253, { minLength: 1 })),
+          namespace: optional(str("namespace of an ImagePolicy.", 63)),
+          generation: optional(
+            new IntegerNode({
+              description:
+                "generation is the metadata.generation of the form that is published (in force).",
+              format: "int64",
+              minimum: 0,
+            }),
+          ),
+        }),
+        {
+          description: `policies are the policy objects on that scope, whose requirements all apply (at most ${MAX_LISTED} listed).`,
+          maxItems: MAX_LISTED,
+        },
+      ),
+    ),
+    accepts: optional(
+      new ArrayNode(str("What one requirement accepts; keys are shown as fingerprints.", 2048), {
+        description: `accepts says, per requirement of this layer, what a pull needs to pass it (at most ${MAX_LISTED}).`,
+        maxItems: MAX_LISTED,
+      }),
+    ),
+  });
+
+const revisions = (description: string) =>
+  obj(description, {
+    cluster: optional(str("cluster is the revision of the cluster layer (cluster.json).", 128)),
+    namespace: optional(
+      str("namespace is the revision of the namespace layer (<namespace>.json).", 128),
+    ),
+  });
+
+export const refusalStatus = obj(
+  "status is written by the controller: which layer, scope and policies refused the image and what would have been accepted.",
+  {
+    conditions: optional(conditions),
+    decidingLayer: optional(
+      enumOf(
+        "decidingLayer is the layer whose requirements refused the image: Cluster (ClusterImagePolicies), Namespace (this namespace's ImagePolicies), Both (each imposes requirements the image may have failed), or None (the published policy accepts it now: the node decided on an older revision, or the policy changed since).",
+        refusalLayerValues,
+      ),
+    ),
+    category: optional(enumOf("category sorts CRI-O's reason.", refusalCategories)),
+    crioReason: optional(
+      str("crioReason is the reason CRI-O gave (containers/image's text).", 512),
+    ),
+    action: optional(
+      enumOf(
+        "action is what CRI-O refused: a pull, or creating a container from an image already on the node.",
+        ["pull", "create"],
+      ),
+    ),
+    node: optional(str("node is the node whose kubelet reported the refusal.", 253)),
+    file: optional(str("file is the policy file CRI-O reads for this pull on that node.", 300)),
+    fileScope: optional(
+      str(
+        "fileScope is the scope of that file which decides (`*` for the scope of every image, empty when none does).",
+        600,
+      ),
+    ),
+    accepts: optional(
+      new ArrayNode(str("What one requirement accepts; keys are shown as fingerprints.", 2048), {
+        description: `accepts says what the image needs to be accepted by that file: every entry must pass (at most ${MAX_LISTED}).`,
+        maxItems: MAX_LISTED,
+      }),
+    ),
+    cluster: optional(layerExplanation("cluster")),
+    namespace: optional(layerExplanation("namespace")),
+    revisions: optional(
+      revisions("revisions are the published layer revisions this explanation used."),
+    ),
+    nodeRevisions: optional(
+      revisions("nodeRevisions are the revisions the node reported for its files."),
+    ),
+    hint: optional(str("hint suggests what to check, from CRI-O's reason.", 1024)),
+    notes: optional(
+      new ArrayNode(str("A note on how far the explanation holds.", 1024), {
+        description:
+          "notes say where the explanation may not hold (a node behind the published revision, a runtime that reads only cluster.json).",
+        maxItems: 8,
+      }),
+    ),
+    count: optional(
+      count("count is how often the kubelet had reported this refusal when it was explained."),
+    ),
+    lastExplainedTime: optional(
+      dateTime("lastExplainedTime is when the controller last explained it."),
+    ),
+  },
+);
+
+// ---------------------------------------------------------------------------------------------
 // The resources.
 
 export const clusterImagePolicy = new ResourceNode({
@@ -937,4 +1080,13 @@ export const imagePolicyNodeStatus = new ResourceNode({
   spec: nodeStatusSpec,
   status: nodeStatusStatus,
   rules: [NODE_NAME_RULE],
+});
+
+export const imagePullRefusal = new ResourceNode({
+  apiVersion: API_VERSION,
+  kind: "ImagePullRefusal",
+  metadata: namespacedObjectMeta,
+  namespaced: true,
+  spec: refusalSpec,
+  status: refusalStatus,
 });

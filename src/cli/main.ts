@@ -11,6 +11,8 @@ const USAGE = `usage:
   imagepolicy compile -f <file-or-dir>... -o <outdir> [--crio-version X.Y]
   imagepolicy validate -f <file-or-dir>... [--crio-version X.Y] [-o json]
   imagepolicy explain --image REF [--namespace NS] -f <file-or-dir>... [--crio-version X.Y]
+  imagepolicy explain --live --image REF [-n NS] [--node NODE] [--kubeconfig FILE]
+      [--operator-namespace imagepolicy-system]   (also: kubectl imagepolicy explain ...)
   imagepolicy import -f <file-or-dir>... [-o FILE] [flags]   (imagepolicy import --help)`;
 
 class UsageError extends Error {
@@ -33,6 +35,10 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         "crio-version": { type: "string" },
         image: { type: "string" },
         namespace: { type: "string", short: "n" },
+        live: { type: "boolean" },
+        node: { type: "string" },
+        kubeconfig: { type: "string" },
+        "operator-namespace": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -43,7 +49,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       return 0;
     }
     const files = values.file ?? [];
-    if (files.length === 0 && (command === "compile" || command === "explain")) {
+    const live = command === "explain" && values.live === true;
+    if (files.length === 0 && (command === "compile" || (command === "explain" && !live))) {
       throw new UsageError("at least one -f <file-or-dir> is required");
     }
     const crioVersion =
@@ -65,6 +72,20 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
         );
       case "explain":
         if (values.image === undefined) throw new UsageError("--image is required");
+        if (values.live === true) {
+          return await (
+            await import("./explainLive.ts")
+          ).liveExplainCommand(
+            {
+              image: values.image,
+              operatorNamespace: values["operator-namespace"] ?? "imagepolicy-system",
+              ...(values.namespace === undefined ? {} : { namespace: values.namespace }),
+              ...(values.node === undefined ? {} : { node: values.node }),
+              ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),
+            },
+            io,
+          );
+        }
         return await (
           await import("./explainCommand.ts")
         ).explainCommand(

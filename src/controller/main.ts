@@ -25,6 +25,7 @@ import { serve, type Listening } from "../httpServer.ts";
 import { LAYER_SELECTOR } from "../layerConfigMap.ts";
 import { ControllerMetrics } from "./metrics.ts";
 import type { ProtectedImage } from "./plan.ts";
+import { controllerRefusalExplainer } from "../refusals/wiring.ts";
 
 /** Pods of the protected namespaces: only their images are read. */
 const PODS: Resource = { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true };
@@ -166,6 +167,24 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
         }),
     },
   );
+  // Why a pod's image was refused: an Event on the pod and an ImagePullRefusal (src/refusals).
+  const refusals = controllerRefusalExplainer({
+    client,
+    namespace: config.namespace,
+    layers: informers.layers,
+    nodeStatuses: informers.nodeStatuses,
+    events: new EventRecorder({
+      client,
+      controller: "imagepolicy.dev/controller",
+      instance: config.identity,
+      clock: systemClock,
+      logger,
+    }),
+    clock: systemClock,
+    delay: systemDelay,
+    logger,
+    registry: metrics.registry,
+  });
   const elector = new LeaderElector({
     identity: config.identity,
     store: kubeLeaseStore(client, config.namespace, config.leaderElectionId),
@@ -210,7 +229,7 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
       await elector.run(shutdown.signal, {
         onStartedLeading: (leading) => {
           metrics.isLeader.set(1);
-          workers.push(controller.runWorker(leading));
+          workers.push(controller.runWorker(leading), refusals.run(leading));
         },
         onStoppedLeading: () => {
           metrics.isLeader.set(0);

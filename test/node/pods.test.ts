@@ -333,6 +333,36 @@ describe("the shipped manifests on a real kubelet + CRI-O node", () => {
     const pod = await deploymentPod("team-a", "unsigned");
     const text = await expectRefused("team-a unsigned Deployment", "team-a", pod, NO_SIGNATURE);
     expect(text).toContain(app("unsigned"));
+    // The controller explains the refusal on the pod and in an ImagePullRefusal (docs/explain.md).
+    const note = await waitFor(
+      `an ImagePolicyRefused Event on team-a/${pod}`,
+      async () => {
+        const out = await c().kubectl([
+          "get",
+          "events.v1.events.k8s.io",
+          "-n",
+          "team-a",
+          "--field-selector",
+          `regarding.name=${pod},reason=ImagePolicyRefused`,
+          "-o",
+          "jsonpath={.items[0].note}",
+        ]);
+        return out === "" ? undefined : out;
+      },
+      { timeoutMs: 60_000 },
+    );
+    expect(note).toMatch(
+      /refused by the cluster layer \(ClusterImagePolicies\): scope \S+ of ClusterImagePolicy\/apps-signed-by-a\./,
+    );
+    const explained = await c().kubectl([
+      "get",
+      "imagepullrefusals",
+      "-n",
+      "team-a",
+      "-o",
+      `jsonpath={.items[?(@.spec.podName=="${pod}")].status.decidingLayer}`,
+    ]);
+    expect(explained).toBe("Cluster");
     // It stays refused: a later look still finds it waiting on the pull, never running.
     const later = await outcome("team-a", pod);
     expect(later.kind).toBe("refused");
