@@ -2,9 +2,10 @@
 // the ImagePolicyNodeStatus reports dominate its memory: each lists cluster.json and every
 // namespace file (500 with the large fixture) with a revision, ~28 KB of JSON and ~50 KB of heap
 // per report, 250 MB for the fleet, although nearly every node reports the same revisions. So:
-// - a report is reduced to what rollout counts read (enforcing, appliedRevisions), and its
-//   appliedRevisions map is interned: nodes that report the same map share one frozen object,
-//   held weakly, so a map nobody reports any more is collected;
+// - a report is reduced to what rollout counts read (enforcing, appliedRevisions) and the runtime
+//   version refusal explanations note, and its appliedRevisions map is interned: nodes that
+//   report the same map share one frozen object, held weakly, so a map nobody reports any more
+//   is collected;
 // - a Node to its name and containerRuntimeVersion; a protected pod to its container images;
 // - a policy object loses metadata.managedFields and the last-applied-configuration annotation
 //   (which repeats the spec), nothing the plan or the status reads.
@@ -108,16 +109,20 @@ export class RevisionsInterner {
   }
 }
 
-/** An ImagePolicyNodeStatus reduced to what rollout counts read. */
+/** An ImagePolicyNodeStatus reduced to what rollout counts and refusal explanations read. */
 export function compactNodeStatus(o: KubeObject, interner: RevisionsInterner): KubeObject {
   const status = record(field(o, "status"));
   if (status === undefined) return identity(o);
   const applied = interner.intern(field(status, "appliedRevisions"));
+  // The runtime version too: the refusal explainer (src/refusals) notes a CRI-O too old for a
+  // policy. A handful of distinct short strings across a cluster.
+  const version = field(record(field(status, "runtime")), "version");
   return {
     ...identity(o),
     status: {
       enforcing: field(status, "enforcing") === true,
       ...(applied === undefined ? {} : { appliedRevisions: applied }),
+      ...(typeof version === "string" ? { runtime: { version } } : {}),
     },
   };
 }

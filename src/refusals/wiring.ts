@@ -4,7 +4,7 @@
 import type { Registry } from "prom-client";
 import type { KubeClient } from "../kube/client.ts";
 import type { Clock, Delay } from "../kube/clock.ts";
-import type { Informer } from "../kube/informer.ts";
+import type { KubeObject } from "../kube/objects.ts";
 import {
   RefusalExplainer,
   type EventSink,
@@ -30,8 +30,9 @@ export interface ControllerRefusalsOptions {
   readonly client: KubeClient;
   /** The operator namespace (where the layer ConfigMaps are). */
   readonly namespace: string;
-  readonly layers: Informer;
-  readonly nodeStatuses: Informer;
+  /** The controller's caches (src/controller/api.ts ControllerInformer): only lookups. */
+  readonly layers: { get(name: string, namespace?: string): KubeObject | undefined };
+  readonly nodeStatuses: { get(name: string, namespace?: string): KubeObject | undefined };
   readonly events: EventSink;
   readonly clock: Clock;
   readonly delay: Delay;
