@@ -365,6 +365,12 @@ export class Controller {
       [undefined, p.cluster],
       ...p.namespaces,
     ];
+    // How close the layers come to what a ConfigMap holds (an alert warns before the limit).
+    metrics.layerLimitBytes.set(MAX_LAYER_BYTES);
+    metrics.layerBytes.set({ layer: "cluster" }, Buffer.byteLength(p.cluster.text));
+    let largest = 0;
+    for (const [, l] of p.namespaces) largest = Math.max(largest, Buffer.byteLength(l.text));
+    metrics.layerBytes.set({ layer: "largest_namespace" }, largest);
     for (const [layerNs, layer] of wanted) {
       const obj = layerConfigMap(ns, layerNs, layer.text, layer.revision);
       const name = obj.metadata.name;

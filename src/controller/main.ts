@@ -25,6 +25,7 @@ import { serve, type Listening } from "../httpServer.ts";
 import { LAYER_SELECTOR } from "../layerConfigMap.ts";
 import { ControllerMetrics } from "./metrics.ts";
 import type { ProtectedImage } from "./plan.ts";
+import { observedStatus } from "./status.ts";
 import { controllerRefusalExplainer } from "../refusals/wiring.ts";
 
 /** Pods of the protected namespaces: only their images are read. */
@@ -134,6 +135,19 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
       informer(`pods ${namespace}`, PODS, { namespace }, compactPod),
     ),
   };
+  // imagepolicy_controller_policies, counted from the caches when Prometheus scrapes.
+  metrics.countPolicies(function* () {
+    const kinds = [
+      ["ClusterImagePolicy", informers.clusterImagePolicies],
+      ["ImagePolicy", informers.imagePolicies],
+    ] as const;
+    for (const [kind, cache] of kinds) {
+      for (const o of cache.list()) {
+        const ready = observedStatus(o)?.conditions?.find((c) => c.type === "Ready");
+        yield { kind, ready: ready?.status ?? "", reason: ready?.reason ?? "" };
+      }
+    }
+  });
   const protectedImages = staticProtectedImages(config);
   const queue = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 60_000 });
   const controller = new Controller(

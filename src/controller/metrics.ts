@@ -2,8 +2,18 @@
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
+/** What the policies gauge counts: the Ready condition of every policy object the controller's
+ * caches hold, read when Prometheus scrapes (no bookkeeping on the reconcile path). */
+export interface PolicyReadiness {
+  readonly kind: string;
+  /** "True", "False", "Unknown", or "" while the object has no Ready condition yet. */
+  readonly ready: string;
+  readonly reason: string;
+}
+
 export class ControllerMetrics {
   readonly registry = new Registry();
+  #policies: () => Iterable<PolicyReadiness> = () => [];
   readonly reconciles = new Counter({
     name: "imagepolicy_controller_reconcile_total",
     help: "Reconciles by key kind (layers, rollout, status) and result (success, error).",
@@ -59,9 +69,44 @@ export class ControllerMetrics {
     help: "Distinct appliedRevisions maps the node reports hold (nodes that report the same share one).",
     registers: [this.registry],
   });
+  readonly layerBytes = new Gauge({
+    name: "imagepolicy_controller_layer_bytes",
+    help: "Size of the planned layer.json: the cluster layer, and the largest namespace layer.",
+    labelNames: ["layer"] as const,
+    registers: [this.registry],
+  });
+  readonly layerLimitBytes = new Gauge({
+    name: "imagepolicy_controller_layer_limit_bytes",
+    help: "The most a layer.json may hold before the controller refuses to publish it (a ConfigMap's limit).",
+    registers: [this.registry],
+  });
+  readonly policies = new Gauge({
+    name: "imagepolicy_controller_policies",
+    help: "Policy objects by kind and by the status and reason of their Ready condition.",
+    labelNames: ["kind", "ready", "reason"] as const,
+    registers: [this.registry],
+    collect: () => {
+      const counts = new Map<string, { labels: PolicyReadiness; n: number }>();
+      for (const p of this.#policies()) {
+        const key = `${p.kind}\0${p.ready}\0${p.reason}`;
+        const c = counts.get(key) ?? { labels: p, n: 0 };
+        c.n += 1;
+        counts.set(key, c);
+      }
+      this.policies.reset();
+      for (const { labels, n } of counts.values()) {
+        this.policies.set({ kind: labels.kind, ready: labels.ready, reason: labels.reason }, n);
+      }
+    },
+  });
   readonly isLeader = new Gauge({
     name: "imagepolicy_controller_is_leader",
     help: "1 while this replica holds the leader Lease, else 0.",
     registers: [this.registry],
   });
+
+  /** Where the policies gauge reads the objects from when scraped. */
+  countPolicies(source: () => Iterable<PolicyReadiness>): void {
+    this.#policies = source;
+  }
 }
