@@ -4,7 +4,7 @@
 // instead of sending, so nothing depends on the concrete client.
 
 import type { AppliedObject } from "../kube/client.ts";
-import type { EventTarget } from "../kube/events.ts";
+import type { EventSink } from "../kube/events.ts";
 import type { InformerHandler } from "../kube/informer.ts";
 import type { KubeObject, Resource } from "../kube/objects.ts";
 
@@ -28,16 +28,8 @@ export interface ControllerApi {
   delete(resource: Resource, ref: ObjectAddress): Promise<boolean>;
 }
 
-/** Where the controller records Events (best effort: never throws). */
-export interface EventSink {
-  record(
-    regarding: EventTarget,
-    type: "Normal" | "Warning",
-    reason: string,
-    action: string,
-    note: string,
-  ): Promise<void>;
-}
+/** Where the controller records Events (kube/events.ts; best effort: never throws). */
+export type { EventSink };
 
 /** What the controller reads of one resource: a synced cache and its events (kube/informer.ts). */
 export interface ControllerInformer {

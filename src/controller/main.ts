@@ -98,6 +98,14 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
     ),
   );
   const metrics = new ControllerMetrics();
+  // One recorder for the controller's Events and the refusal explainer's.
+  const events = new EventRecorder({
+    client,
+    controller: "imagepolicy.dev/controller",
+    instance: config.identity,
+    clock: systemClock,
+    logger,
+  });
   // Each informer keeps only what the controller reads of its objects (cache.ts): at 5,000 nodes
   // the node reports would otherwise hold most of its memory.
   const revisions = new RevisionsInterner();
@@ -162,13 +170,7 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
       api: client,
       informers,
       queue,
-      events: new EventRecorder({
-        client,
-        controller: "imagepolicy.dev/controller",
-        instance: config.identity,
-        clock: systemClock,
-        logger,
-      }),
+      events,
       metrics,
       clock: systemClock,
       logger,
@@ -187,13 +189,7 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
     namespace: config.namespace,
     layers: informers.layers,
     nodeStatuses: informers.nodeStatuses,
-    events: new EventRecorder({
-      client,
-      controller: "imagepolicy.dev/controller",
-      instance: config.identity,
-      clock: systemClock,
-      logger,
-    }),
+    events,
     clock: systemClock,
     delay: systemDelay,
     logger,

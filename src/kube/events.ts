@@ -16,6 +16,18 @@ export interface EventTarget {
   readonly uid?: string | undefined;
 }
 
+/** Where Events are recorded, best effort (never throws): what EventRecorder implements, and what
+ * the controller and the refusal explainer depend on, so tests give them a fake. */
+export interface EventSink {
+  record(
+    regarding: EventTarget,
+    type: "Normal" | "Warning",
+    reason: string,
+    action: string,
+    note: string,
+  ): Promise<void>;
+}
+
 export interface EventRecorderOptions {
   readonly client: Pick<KubeApi, "create">;
   /** reportingController, e.g. "imagepolicy.dev/controller". */
@@ -28,7 +40,7 @@ export interface EventRecorderOptions {
   readonly clusterScopedNamespace?: string;
 }
 
-export class EventRecorder {
+export class EventRecorder implements EventSink {
   readonly #options: EventRecorderOptions;
 
   constructor(options: EventRecorderOptions) {

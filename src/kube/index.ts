@@ -58,7 +58,12 @@ export {
   isNotFound,
   statusOf,
 } from "./errors.ts";
-export { EventRecorder, type EventRecorderOptions, type EventTarget } from "./events.ts";
+export {
+  EventRecorder,
+  type EventRecorderOptions,
+  type EventSink,
+  type EventTarget,
+} from "./events.ts";
 export {
   Informer,
   type InformerEvent,

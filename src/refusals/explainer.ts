@@ -21,7 +21,7 @@ import { z } from "zod";
 import { parseCrioVersion, type CrioVersion } from "../compiler/crioVersion.ts";
 import type { ListWatcher } from "../kube/client.ts";
 import type { Clock, Delay } from "../kube/clock.ts";
-import type { EventTarget } from "../kube/events.ts";
+import type { EventSink } from "../kube/events.ts";
 import type { KubeObject } from "../kube/objects.ts";
 import { CLUSTER_LAYER_NAME, layerConfigMapName } from "../layerConfigMap.ts";
 import { streamObjects, type StreamLogger } from "./eventStream.ts";
@@ -41,16 +41,6 @@ export interface RecordStore {
   create(obj: KubeObject): Promise<KubeObject>;
   replace(obj: KubeObject): Promise<KubeObject>;
   patchStatus(namespace: string, name: string, status: unknown): Promise<void>;
-}
-
-export interface EventSink {
-  record(
-    regarding: EventTarget,
-    type: "Normal" | "Warning",
-    reason: string,
-    action: string,
-    note: string,
-  ): Promise<void>;
 }
 
 export interface ExplainerDeps {

@@ -4,13 +4,9 @@
 import type { Registry } from "prom-client";
 import type { KubeClient } from "../kube/client.ts";
 import type { Clock, Delay } from "../kube/clock.ts";
+import type { EventSink } from "../kube/events.ts";
 import type { KubeObject } from "../kube/objects.ts";
-import {
-  RefusalExplainer,
-  type EventSink,
-  type ExplainerLogger,
-  type RecordStore,
-} from "./explainer.ts";
+import { RefusalExplainer, type ExplainerLogger, type RecordStore } from "./explainer.ts";
 import { REFUSAL_EVENT_SELECTOR } from "./parse.ts";
 import { CORE_EVENTS, IMAGE_PULL_REFUSALS } from "./record.ts";
 
