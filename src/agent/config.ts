@@ -2,7 +2,7 @@
 // (NODE_NAME), never elsewhere.
 
 import { parseArgs } from "node:util";
-import type { KubeConfigSource } from "../kube/client.ts";
+import type { KubeConfigSource } from "../kube/index.ts";
 import type { HostLocations } from "./hostPaths.ts";
 import { parseLevel, type LevelName } from "./log.ts";
 

@@ -3,10 +3,13 @@
 // main.ts; the unit tests and the benchmark implement these interfaces with fakes that record
 // instead of sending, so nothing depends on the concrete client.
 
-import type { AppliedObject } from "../kube/client.ts";
-import type { EventSink } from "../kube/events.ts";
-import type { InformerHandler } from "../kube/informer.ts";
-import type { KubeObject, Resource } from "../kube/objects.ts";
+import type {
+  AppliedObject,
+  EventSink,
+  InformerHandler,
+  KubeObject,
+  Resource,
+} from "../kube/index.ts";
 
 /** An object's address: name, and namespace for namespaced resources. */
 export interface ObjectAddress {

@@ -13,8 +13,7 @@
 // (compactSource).
 
 import { createHash } from "node:crypto";
-import type { ListWatcher } from "../kube/client.ts";
-import type { KubeObject } from "../kube/objects.ts";
+import type { KubeObject, ListWatcher } from "../kube/index.ts";
 
 /** Wraps `source` so that every object it delivers is `reduce(object)`. */
 export function compactSource(

@@ -35,11 +35,14 @@ import {
   type CrioVersion,
 } from "../compiler/crioVersion.ts";
 import { parseImage } from "../compiler/scopes.ts";
-import type { Clock } from "../kube/clock.ts";
-import { isConflict } from "../kube/errors.ts";
-import type { InformerEvent } from "../kube/informer.ts";
-import { Resources, type KubeObject } from "../kube/objects.ts";
-import type { WorkQueue } from "../kube/workQueue.ts";
+import {
+  type Clock,
+  type InformerEvent,
+  isConflict,
+  type KubeObject,
+  Resources,
+  type WorkQueue,
+} from "../kube/index.ts";
 import { LAYER_KEY, layerConfigMapName } from "../layerConfigMap.ts";
 import type { ControllerApi, ControllerInformer, EventSink } from "./api.ts";
 import { nodeReportOf, podImagesOf, RevisionsInterner, runtimeVersionOf } from "./cache.ts";

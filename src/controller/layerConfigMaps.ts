@@ -2,7 +2,7 @@
 // back the published layers (the memory of each object's last accepted form).
 
 import { parseLayer, type Layer } from "../compiler/layer.ts";
-import type { KubeObject } from "../kube/objects.ts";
+import type { KubeObject } from "../kube/index.ts";
 import {
   CLUSTER_LAYER_NAME,
   LAYER_KEY,

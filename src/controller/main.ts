@@ -4,13 +4,20 @@
 import pino from "pino";
 import type { Io } from "../cli/io.ts";
 import { parseImage } from "../compiler/scopes.ts";
-import { KubeClient, loadKubeConfig } from "../kube/client.ts";
-import { systemClock, systemDelay } from "../kube/clock.ts";
-import { EventRecorder } from "../kube/events.ts";
-import { Informer } from "../kube/informer.ts";
-import { LeaderElector, kubeLeaseStore } from "../kube/leaderElection.ts";
-import { Resources, type KubeObject, type Resource } from "../kube/objects.ts";
-import { WorkQueue } from "../kube/workQueue.ts";
+import {
+  EventRecorder,
+  Informer,
+  KubeClient,
+  kubeLeaseStore,
+  type KubeObject,
+  LeaderElector,
+  loadKubeConfig,
+  type Resource,
+  Resources,
+  systemClock,
+  systemDelay,
+  WorkQueue,
+} from "../kube/index.ts";
 import {
   compactNode,
   compactNodeStatus,

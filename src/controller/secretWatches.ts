@@ -13,9 +13,7 @@
 
 import { z } from "zod";
 import type { SecretLookup } from "../compiler/validate.ts";
-import type { Clock } from "../kube/clock.ts";
-import type { Informer } from "../kube/informer.ts";
-import type { KubeObject } from "../kube/objects.ts";
+import type { Clock, Informer, KubeObject } from "../kube/index.ts";
 
 export interface SecretRef {
   readonly namespace: string;

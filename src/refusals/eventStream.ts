@@ -4,10 +4,13 @@
 // Events of a large cluster would otherwise sit in the controller's memory for their hour of
 // life. Objects repeat after a re-list: the consumer deduplicates (explainer.ts).
 
-import type { ListWatcher } from "../kube/client.ts";
-import type { Delay } from "../kube/clock.ts";
-import { isGone, ResourceExpiredError } from "../kube/errors.ts";
-import type { KubeObject } from "../kube/objects.ts";
+import {
+  type Delay,
+  isGone,
+  type KubeObject,
+  type ListWatcher,
+  ResourceExpiredError,
+} from "../kube/index.ts";
 
 export interface StreamLogger {
   warn(obj: object, msg: string): void;

@@ -19,10 +19,7 @@
 import { Counter, type Registry } from "prom-client";
 import { z } from "zod";
 import { parseCrioVersion, type CrioVersion } from "../compiler/crioVersion.ts";
-import type { ListWatcher } from "../kube/client.ts";
-import type { Clock, Delay } from "../kube/clock.ts";
-import type { EventSink } from "../kube/events.ts";
-import type { KubeObject } from "../kube/objects.ts";
+import type { Clock, Delay, EventSink, KubeObject, ListWatcher } from "../kube/index.ts";
 import { CLUSTER_LAYER_NAME, layerConfigMapName } from "../layerConfigMap.ts";
 import { streamObjects, type StreamLogger } from "./eventStream.ts";
 import { explainRefusal, type NodeReport } from "./explainRefusal.ts";

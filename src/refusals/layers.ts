@@ -6,7 +6,7 @@
 
 import { indexLayer, type ScopeIndex } from "../compiler/combine.ts";
 import { parseLayer, type Layer } from "../compiler/layer.ts";
-import type { KubeObject } from "../kube/objects.ts";
+import type { KubeObject } from "../kube/index.ts";
 import {
   LAYER_KEY,
   layerConfigMapName,

@@ -5,7 +5,7 @@
 // most a fixed number of entries whatever the input: the controller's memory does not grow with
 // the number of pods, images or namespaces. Time is injected.
 
-import type { Clock } from "../kube/clock.ts";
+import type { Clock } from "../kube/index.ts";
 
 /** A Map that forgets its least recently used entry beyond `capacity`. */
 export class BoundedLru<K, V> {

@@ -3,7 +3,7 @@
 
 import { createHash } from "node:crypto";
 import { API_VERSION } from "../api/policy.ts";
-import type { KubeObject, Resource } from "../kube/objects.ts";
+import type { KubeObject, Resource } from "../kube/index.ts";
 import type { LayerView, RefusalExplanation } from "./explainRefusal.ts";
 import type { Refusal } from "./parse.ts";
 

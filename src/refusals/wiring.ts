@@ -2,10 +2,7 @@
 // built from the controller's own client and informers (src/controller/main.ts calls this).
 
 import type { Registry } from "prom-client";
-import type { KubeClient } from "../kube/client.ts";
-import type { Clock, Delay } from "../kube/clock.ts";
-import type { EventSink } from "../kube/events.ts";
-import type { KubeObject } from "../kube/objects.ts";
+import type { Clock, Delay, EventSink, KubeClient, KubeObject } from "../kube/index.ts";
 import { RefusalExplainer, type ExplainerLogger, type RecordStore } from "./explainer.ts";
 import { REFUSAL_EVENT_SELECTOR } from "./parse.ts";
 import { CORE_EVENTS, IMAGE_PULL_REFUSALS } from "./record.ts";
