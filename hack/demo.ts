@@ -46,6 +46,18 @@ function show(text: string): void {
   process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
 }
 
+/** An exception under config/samples' default deny. The operator's own image must be accepted
+ * unconditionally (docs/security.md, rule 5: a policy requiring any signature for it is refused
+ * with WouldRejectOperator, since a wrong key would stop the operator that could fix it). */
+function acceptPolicy(name: string, scope: string): string {
+  return stringify({
+    apiVersion: "imagepolicy.dev/v1alpha1",
+    kind: "ClusterImagePolicy",
+    metadata: { name },
+    spec: { scopes: [scope], policy: { rootOfTrust: { policyType: "InsecureAcceptAnything" } } },
+  });
+}
+
 function cosignPolicy(name: string, scope: string, keyData: string): string {
   return stringify({
     apiVersion: "imagepolicy.dev/v1alpha1",
@@ -136,7 +148,7 @@ async function main(): Promise<void> {
       await cluster.kubectl(
         ["apply", "-f", "-"],
         [
-          cosignPolicy("local-operator-signed", cluster.images.operatorRepository, keys.cosign),
+          acceptPolicy("local-operator-exception", cluster.images.operatorRepository),
           cosignPolicy("local-apps-signed", `${cluster.images.registry.host}/apps`, keys.cosign),
         ].join("---\n"),
       ),
@@ -155,7 +167,18 @@ async function main(): Promise<void> {
         const lines = r.split("\n").filter((l) => l !== "");
         return lines.length > 0 && lines.every((l) => l === "True/1/1") ? true : undefined;
       },
-      { timeoutMs: 180_000, intervalMs: 500, context: () => cluster.diagnostics() },
+      {
+        timeoutMs: 180_000,
+        intervalMs: 500,
+        context: async () =>
+          (await cluster.kubectl([
+            "get",
+            "clusterimagepolicies,imagepolicies",
+            "-A",
+            "-o",
+            'custom-columns=NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason,MESSAGE:.status.conditions[?(@.type=="Ready")].message',
+          ])) + (await cluster.diagnostics()),
+      },
     );
 
     say("two Deployments in team-a: an unsigned image and a cosign-signed one");
