@@ -289,6 +289,7 @@ describe("install manifests (config/default, real kube-apiserver)", () => {
       "CustomResourceDefinition/clusterimagepolicies.imagepolicy.dev",
       "CustomResourceDefinition/imagepolicies.imagepolicy.dev",
       "CustomResourceDefinition/imagepolicynodestatuses.imagepolicy.dev",
+      "CustomResourceDefinition/imagepullrefusals.imagepolicy.dev",
       "DaemonSet/imagepolicy-agent",
       "Deployment/imagepolicy-controller",
       "Namespace/imagepolicy-system",
