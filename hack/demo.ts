@@ -207,6 +207,29 @@ async function main(): Promise<void> {
       ]),
     );
 
+    say("which policy refused it: the controller's Event on the pod and its ImagePullRefusal");
+    await waitFor(
+      "an ImagePullRefusal for the refused pod",
+      async () => {
+        const r = await cluster.kubectl(["get", "imagepullrefusals", "-n", "team-a", "-o", "name"]);
+        return r.trim() === "" ? undefined : true;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000, context: () => cluster.diagnostics() },
+    );
+    show(
+      await cluster.kubectl([
+        "get",
+        "events",
+        "-n",
+        "team-a",
+        "--field-selector",
+        `involvedObject.name=${refused},reason=ImagePolicyRefused`,
+        "-o",
+        "custom-columns=REASON:.reason,MESSAGE:.message",
+      ]),
+    );
+    show(await cluster.kubectl(["get", "imagepullrefusals", "-n", "team-a"]));
+
     say("kubectl get clusterimagepolicies,imagepolicies -A");
     show(await cluster.kubectl(["get", "clusterimagepolicies,imagepolicies", "-A"]));
 
