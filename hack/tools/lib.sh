@@ -89,7 +89,7 @@ k8s_build_commands() {
   infofile=$(sed -n 's/^[[:space:]]*"Info": "\(.*\)",\{0,1\}$/\1/p' <<<"$download")
   [[ -f $gomod && -f $infofile ]] || die "no go.mod/.info for k8s.io/kubernetes@$version in: $download"
   # The .info file holds the release time, and the commit only when the proxy recorded an Origin
-  # (proxy.golang.org does not for k8s.io/kubernetes): gitCommit is then "unknown".
+  # (the public Go module proxy does not for k8s.io/kubernetes): gitCommit is then "unknown".
   local commit vtime
   commit=$(grep -o '"Hash": *"[0-9a-f]\{40\}"' "$infofile" | grep -o '[0-9a-f]\{40\}' | head -n1 || true)
   commit=${commit:-unknown}
