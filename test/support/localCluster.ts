@@ -12,6 +12,7 @@ import { installCrioDropIn, startNode, toolOutput, type Node } from "./node.ts";
 import { pushNodeImages, type NodeImages } from "./nodeImages.ts";
 import { createNodeNetwork, type NodeNetwork } from "./nodeNetwork.ts";
 import { createPolicyHarness, OPERATOR_NAMESPACE } from "./policyHarness.ts";
+import { runToolOk, toolBin } from "./tools.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
 export { OPERATOR_NAMESPACE };
@@ -200,21 +201,58 @@ export interface InstallTimings {
  * workloads, wait until the node's agent has applied cluster.json at the published revision, only
  * then install config/crio/10-imagepolicy.conf and restart CRI-O, and wait for `enforcing: true`.
  */
+/** Installs the chart (charts/imagepolicy-operator) with only the image set, as a Helm user
+ * would: `helm install` into `default` (the chart creates the operator namespace). */
+async function helmInstall(cluster: LocalCluster, log: (line: string) => void): Promise<void> {
+  const image = cluster.images.operator;
+  const at = image.indexOf("@");
+  if (at < 0) throw new LocalClusterError(`the operator image must be pinned by digest: ${image}`);
+  const helm = path.join(await toolBin("helm.sh"), "helm");
+  const home = path.join(cluster.dir, "helm");
+  const args = [
+    "install",
+    "imagepolicy-operator",
+    path.join(repoRoot, "charts/imagepolicy-operator"),
+    "--namespace",
+    "default",
+    "--set",
+    `image.repository=${image.slice(0, at)}`,
+    "--set",
+    `image.digest=${image.slice(at + 1)}`,
+    "--kubeconfig",
+    cluster.cp.kubeconfigPath,
+  ];
+  log(`helm ${args.slice(0, 3).join(" ")} --set image.repository=... --set image.digest=...`);
+  await runToolOk(helm, args, {
+    env: {
+      ...process.env,
+      HELM_CACHE_HOME: path.join(home, "cache"),
+      HELM_CONFIG_HOME: path.join(home, "config"),
+      HELM_DATA_HOME: path.join(home, "data"),
+    },
+  });
+}
+
 export async function installOperator(
   cluster: LocalCluster,
   log: (line: string) => void = (): void => undefined,
+  options: { readonly with?: "kustomize" | "helm" } = {},
 ): Promise<InstallTimings> {
-  const overlayDir = path.join(cluster.dir, "overlay");
-  await mkdir(overlayDir, { recursive: true });
-  await writeFile(
-    path.join(overlayDir, "kustomization.yaml"),
-    operatorOverlay(overlayDir, cluster.images.operator),
-  );
   const start = Date.now();
-  log(
-    `kubectl apply --server-side -k <overlay of config/default> (image ${cluster.images.operator})`,
-  );
-  await cluster.kubectl(["apply", "--server-side", "-k", overlayDir]);
+  if (options.with === "helm") {
+    await helmInstall(cluster, log);
+  } else {
+    const overlayDir = path.join(cluster.dir, "overlay");
+    await mkdir(overlayDir, { recursive: true });
+    await writeFile(
+      path.join(overlayDir, "kustomization.yaml"),
+      operatorOverlay(overlayDir, cluster.images.operator),
+    );
+    log(
+      `kubectl apply --server-side -k <overlay of config/default> (image ${cluster.images.operator})`,
+    );
+    await cluster.kubectl(["apply", "--server-side", "-k", overlayDir]);
+  }
   for (const workload of ["deployment/imagepolicy-controller", "daemonset/imagepolicy-agent"]) {
     log(`kubectl rollout status ${workload}`);
     await cluster
