@@ -4,11 +4,12 @@
 // what /proc says about a process (RSS, peak RSS, CPU, bytes read and written).
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { parse as parseYaml } from "yaml";
+import { inlineKeyPaths } from "../src/agent/keyFiles.ts";
 import { KubeClient, loadKubeConfig, Resources, type KubeObject } from "../src/kube/index.ts";
 import { startControlPlane, type ControlPlane } from "../test/support/controlPlane.ts";
 import { BenchError } from "./fixture.ts";
@@ -495,7 +496,11 @@ export async function waitReported(
   }
 }
 
-/** Compares a node's policy files with `expected` ("cluster.json", "<ns>.json" -> text). */
+/** Where the shipped DaemonSet's agent writes key files, as the host sees it. */
+export const HOST_KEYS_DIR = "/etc/crio/imagepolicy/keys";
+
+/** Compares a node's policy files with `expected` ("cluster.json", "<ns>.json" -> text), the key
+ * files they name inlined. */
 export async function compareNodeFiles(
   root: string,
   expected: ReadonlyMap<string, string>,
@@ -510,7 +515,23 @@ export async function compareNodeFiles(
       name === "cluster.json"
         ? path.join(root, "etc/crio/imagepolicy/cluster.json")
         : path.join(policyDir, name);
-    const got = await readFile(file, "utf8").catch(() => undefined);
+    const written = await readFile(file, "utf8").catch(() => undefined);
+    // The agent names key files where the compiler inlines keys (src/agent/keyFiles.ts).
+    let got = written;
+    if (written !== undefined) {
+      try {
+        got = inlineKeyPaths(written, HOST_KEYS_DIR, (hostPath) => {
+          try {
+            return readFileSync(path.join(root, hostPath));
+          } catch {
+            return undefined;
+          }
+        });
+      } catch (err) {
+        problems.push(`${name}: ${(err as Error).message}`);
+        continue;
+      }
+    }
     if (got === undefined) problems.push(`${name}: missing`);
     else if (got !== text) problems.push(`${name}: differs from the offline compiler's`);
     present.delete(name);

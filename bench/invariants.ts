@@ -2,7 +2,10 @@
 // and test/apiserver/agent.test.ts check it after every kill -9):
 //
 // - cluster.json exists and every policy file parses with the strict policy.json parser;
-// - no namespace file allows what the cluster.json next to it refuses (docs/design.md rule 5).
+// - no namespace file allows what the cluster.json next to it refuses (docs/design.md rule 5);
+// - every key file a policy file names exists and holds the bytes its name is the hash of
+//   (src/agent/keyFiles.ts). Requirements naming key files compare as the paths do: a path is the
+//   hash of the key, so equal paths are equal keys.
 //
 // The second is checked scope by scope: for every scope X of either file, the requirements that
 // decide X in the namespace file must include those that decide X in cluster.json (or reject);
@@ -23,6 +26,8 @@ import { parsePolicyJson } from "../src/policyjson/parse.ts";
 /** A parsed policy file: scope -> the ids of its requirements ("" is the docker default). */
 interface Decisions {
   readonly scopes: ReadonlyMap<string, readonly number[]>;
+  /** Key files it names (host paths). */
+  readonly keyFiles: readonly string[];
   readonly reject: number;
   readonly accept: number;
 }
@@ -62,6 +67,7 @@ export class NodeInvariants {
       }
       result = {
         scopes,
+        keyFiles: [...text.matchAll(KEY_PATH)].map((m) => m[1] ?? ""),
         reject: this.#id({ type: "reject" }),
         accept: this.#id({ type: "insecureAcceptAnything" }),
       };
@@ -85,6 +91,7 @@ export class NodeInvariants {
     const clusterHash = hash(clusterText);
     const cluster = this.#decisions(clusterText, clusterHash);
     if (typeof cluster === "string") return [`cluster.json does not parse: ${cluster}`];
+    const keyFiles = new Set(cluster.keyFiles);
     const dir = path.join(root, "etc/crio/policies");
     for (const name of (await readdir(dir).catch(() => [])).sort()) {
       if (!name.endsWith(".json")) continue;
@@ -96,6 +103,7 @@ export class NodeInvariants {
         problems.push(`${name} does not parse: ${ns}`);
         continue;
       }
+      for (const k of ns.keyFiles) keyFiles.add(k);
       const pair = `${h} ${clusterHash}`;
       if (this.#tighter.has(pair)) continue;
       const looser = this.#looserAt(ns, cluster);
@@ -104,6 +112,13 @@ export class NodeInvariants {
         problems.push(
           `${name} allows what cluster.json refuses at scope ${JSON.stringify(looser)}`,
         );
+    }
+    for (const k of [...keyFiles].sort()) {
+      const bytes = await readFile(path.join(root, k)).catch(() => undefined);
+      if (bytes === undefined) problems.push(`key file ${k} is named but missing`);
+      else if (`sha256-${createHash("sha256").update(bytes).digest("hex")}` !== path.basename(k)) {
+        problems.push(`key file ${k} does not hold the key its name is the hash of`);
+      }
     }
     return problems;
   }
@@ -129,6 +144,8 @@ export class NodeInvariants {
     return undefined;
   }
 }
+
+const KEY_PATH = /"(\/[^"]*\/sha256-[0-9a-f]{64})"/g;
 
 function hash(text: string): string {
   return createHash("sha256").update(text).digest("hex");

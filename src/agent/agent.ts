@@ -18,6 +18,7 @@ import {
 } from "./crioProbe.ts";
 import { EMPTY_LAYER, NodeFiles, NodeFilesError, type FilesOutcome } from "./files.ts";
 import { REGISTRIES_D_FILE, type NodePaths } from "./hostPaths.ts";
+import { layerKeyNames } from "./keyFiles.ts";
 import { LayerSources, own } from "./layers.ts";
 import type { AgentMetrics } from "./metrics.ts";
 import type { NodeFs } from "./nodeFs.ts";
@@ -103,6 +104,8 @@ export class Agent {
   readonly #sources = new LayerSources();
   /** What registries.d needs of each layer this process parsed, by revision. */
   readonly #needs = new Map<string, ScopeIndex>();
+  /** The key file names each layer's policies need, by revision (keyFiles.ts). */
+  readonly #keyNames = new Map<string, readonly string[]>();
   readonly #reporter: StatusReporter;
   readonly #unsubscribe: (() => void)[] = [];
   #ready = false;
@@ -216,6 +219,7 @@ export class Agent {
     let failed = false;
     this.#sources.update(this.#d.layers.list(), (_ns, layer, parsed) => {
       this.#needs.set(layer.revision, registriesIndex(parsed));
+      this.#keyNames.set(layer.revision, layerKeyNames(parsed));
     });
     const state = this.#sources.state();
     errors.push(...state.problems);
@@ -248,6 +252,7 @@ export class Agent {
             inputs,
             target,
             text: (rev) => this.#sources.text(rev),
+            keyNames: (rev) => this.#keyNames.get(rev),
           },
           this.#stopping.signal,
         );
@@ -362,6 +367,7 @@ export class Agent {
       else if (input.lastGood !== undefined) keep.add(input.lastGood.revision);
     }
     for (const rev of [...this.#needs.keys()]) if (!keep.has(rev)) this.#needs.delete(rev);
+    for (const rev of [...this.#keyNames.keys()]) if (!keep.has(rev)) this.#keyNames.delete(rev);
   }
 }
 

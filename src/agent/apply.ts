@@ -17,6 +17,7 @@ import {
 import { serializeManifest, type Manifest } from "./manifest.ts";
 import type { NodeFs } from "./nodeFs.ts";
 import { sourceRevision, type Plan, type Source } from "./plan.ts";
+import type { KeyFiles } from "./keyFiles.ts";
 import { BaseRendering, ValueCache, type Rendered } from "./render.ts";
 
 export class ApplyError extends Error {
@@ -40,10 +41,14 @@ export class Renderings {
   /** Layers parsed during one reconcile (a transition renders each namespace twice). */
   readonly #indexes = new Map<string, ScopeIndex>();
 
-  constructor(target: CrioVersion, text: (revision: string) => string | undefined) {
+  constructor(
+    target: CrioVersion,
+    text: (revision: string) => string | undefined,
+    keyRef?: (data: string) => string,
+  ) {
     this.target = target;
     this.#text = text;
-    this.#cache = new ValueCache(target);
+    this.#cache = new ValueCache(target, keyRef);
   }
 
   /** Where layer texts come from now (renderings already made stay: a revision names a text). */
@@ -126,6 +131,8 @@ export interface ApplyContext {
   /** The text of a cluster layer (for its layer file). */
   readonly layerText: (revision: string) => string | undefined;
   readonly registriesDText: (document: RegistriesDDocument) => string;
+  /** The key files policy files name (undefined: the renderings inline keys). */
+  readonly keys?: KeyFiles;
   /** Stops between two steps when aborted (the files are consistent after every step). */
   readonly signal?: AbortSignal;
 }
@@ -175,6 +182,12 @@ export async function applyPlan(
     written.push(path);
     bytes +=
       typeof data === "string" ? Buffer.byteLength(data) : data.reduce((n, d) => n + d.length, 0);
+  };
+  // The key files a document names exist, durable, before the document is written.
+  const keysFor = async (keys: ReadonlySet<string>): Promise<void> => {
+    if (ctx.keys === undefined || keys.size === 0) return;
+    const added = await ctx.keys.ensure(keys, write);
+    if (added.length > 0) await fs.sync();
   };
   const result = (error?: Error): ApplyResult => ({
     manifest: { ...manifest, namespaces: sorted(namespaces) },
@@ -234,6 +247,7 @@ export async function applyPlan(
           }
           // The files written before (tighter than both cluster layers) are durable before
           // cluster.json changes, and it before the files written after it.
+          await keysFor(r.keys);
           await fs.sync();
           await write(paths.clusterJson, r.parts);
           await fs.sync();
@@ -247,6 +261,7 @@ export async function applyPlan(
               `namespace ${step.namespace}: nothing renders, not even a rejection`,
             );
           }
+          await keysFor(r.rendered.keys);
           await write(nsPath(step.namespace), r.rendered.parts);
           const cluster = step.base.at(-1) ?? "";
           namespaces[step.namespace] = step.final ? sourceRevision(cluster, r.source) : "";

@@ -10,8 +10,10 @@ import type { CrioVersion } from "../compiler/crioVersion.ts";
 import { EMPTY_CLUSTER_LAYER, serializeLayer } from "../compiler/layer.ts";
 import type { RegistriesDDocument } from "../compiler/registriesD.ts";
 import { layerRevision } from "../layerConfigMap.ts";
+import { parseNamespaceFileRevision, UNRENDERED } from "../nodeStatus.ts";
 import { applyPlan, Renderings, type ApplyResult } from "./apply.ts";
 import { layerFilePath, type NodePaths } from "./hostPaths.ts";
+import { keyFileName, KeyFiles, keyMaterial } from "./keyFiles.ts";
 import type { LayerInput, LayerText } from "./layers.ts";
 import { emptyManifest, parseManifest, type Manifest } from "./manifest.ts";
 import type { NodeFs } from "./nodeFs.ts";
@@ -42,6 +44,9 @@ export interface DesiredFiles {
   readonly target: CrioVersion;
   /** Layer texts the informer holds (current and last usable). */
   readonly text: (revision: string) => string | undefined;
+  /** The key file names a layer's policies need (layerKeyNames), by revision; missing: unknown
+   * (then the layer is parsed again to find them). */
+  readonly keyNames?: (revision: string) => readonly string[] | undefined;
 }
 
 export interface FilesOutcome {
@@ -66,6 +71,9 @@ export class NodeFiles {
   #clusterFilePresent = false;
   #renderings: Renderings | undefined;
   #registriesKey = "";
+  readonly #keys: KeyFiles;
+  /** The cluster layer's key files were checked since this process started. */
+  #keysChecked = false;
   #registries: (ReturnType<typeof computeRegistriesD> & { readonly inputs: string }) | undefined;
 
   constructor(paths: NodePaths, hostPolicyDir: string, fs: NodeFs, logger: Logger) {
@@ -74,6 +82,7 @@ export class NodeFiles {
     this.#fs = fs;
     this.#logger = logger;
     this.#manifest = emptyManifest(hostPolicyDir);
+    this.#keys = new KeyFiles(fs, paths.keysDir, paths.hostKeysDir);
   }
 
   get manifest(): Manifest {
@@ -95,7 +104,9 @@ export class NodeFiles {
   async load(): Promise<void> {
     const fs = this.#fs;
     const p = this.#paths;
-    for (const dir of [dirname(p.clusterJson), p.policyDir, p.registriesD]) await fs.mkdirp(dir);
+    for (const dir of [dirname(p.clusterJson), p.policyDir, p.registriesD, p.keysDir]) {
+      await fs.mkdirp(dir);
+    }
     const text = await fs.readText(p.manifest);
     let m = emptyManifest(this.#hostPolicyDir);
     if (text !== undefined) {
@@ -180,7 +191,25 @@ export class NodeFiles {
       },
     });
     this.#clusterTexts.set(C, d.cluster.text);
-    const result = await this.#apply(p, renderings, text, signal);
+    this.#keys.reset();
+    let result = await this.#apply(p, renderings, text, signal);
+    if (result.error === undefined && !this.#keysChecked) {
+      // Once per process: the keys every file names (a restart with current files writes no
+      // policy file, so nothing else would check them).
+      const fixed = await this.#keys.ensure(base.keyMaterial(), (f, data) =>
+        this.#fs.write(f, data),
+      );
+      if (fixed.length > 0) {
+        await this.#fs.sync();
+        this.#logger.warn({ files: fixed }, "key files were missing or changed: rewritten");
+        result = { ...result, written: [...result.written, ...fixed] };
+      }
+      this.#keysChecked = true;
+    }
+    if (result.error === undefined && (result.written.length > 0 || result.removed.length > 0)) {
+      const gone = await this.#pruneKeys(result.manifest, renderings, d);
+      if (gone.length > 0) result = { ...result, removed: [...result.removed, ...gone] };
+    }
     renderings.retain([C]);
     return {
       result,
@@ -211,6 +240,7 @@ export class NodeFiles {
         renderings,
         layerText: (rev) => this.#clusterTexts.get(rev) ?? text(rev),
         registriesDText,
+        keys: this.#keys,
         ...(signal === undefined ? {} : { signal }),
       },
     );
@@ -227,13 +257,40 @@ export class NodeFiles {
     return result;
   }
 
+  /** Removes the key files no file the manifest lists can name; nothing when that is not known
+   * (a namespace file kept without its layer, a file being replaced). */
+  async #pruneKeys(m: Manifest, renderings: Renderings, d: DesiredFiles): Promise<string[]> {
+    const keep = new Set<string>();
+    for (const rev of m.clusterLayers) {
+      const b = renderings.base([rev]);
+      if (b === undefined) return [];
+      for (const k of b.keyMaterial()) keep.add(this.#keys.name(k));
+    }
+    for (const value of Object.values(m.namespaces)) {
+      const parts = parseNamespaceFileRevision(value);
+      if (parts === undefined) return [];
+      if (parts.namespace === UNRENDERED) continue;
+      const names =
+        d.keyNames?.(parts.namespace) ?? indexKeyNames(renderings.index(parts.namespace));
+      if (names === undefined) return [];
+      for (const n of names) keep.add(n);
+    }
+    try {
+      return await this.#keys.prune(keep);
+    } catch (err) {
+      // An unreferenced key file left behind changes nothing: the next reconcile tries again.
+      this.#logger.warn({ err }, "cannot remove unused key files");
+      return [];
+    }
+  }
+
   #renderingsFor(target: CrioVersion, text: (rev: string) => string | undefined): Renderings {
     const r = this.#renderings;
     if (r !== undefined && sameVersion(r.target, target)) {
       r.setText(text);
       return r;
     }
-    this.#renderings = new Renderings(target, text);
+    this.#renderings = new Renderings(target, text, this.#keys.ref);
     return this.#renderings;
   }
 
@@ -302,6 +359,15 @@ export class NodeFiles {
     this.#registriesKey = key;
     return this.#registries;
   }
+}
+
+function indexKeyNames(index: ScopeIndex | undefined): string[] | undefined {
+  if (index === undefined) return undefined;
+  const names = new Set<string>();
+  for (const e of index.scopes.values()) {
+    for (const r of e.requirements) for (const k of keyMaterial(r)) names.add(keyFileName(k));
+  }
+  return [...names];
 }
 
 function sameVersion(a: CrioVersion, b: CrioVersion): boolean {

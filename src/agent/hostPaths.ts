@@ -6,6 +6,7 @@
 // policy directory or collide with the manifest.
 
 import path from "node:path";
+import { KEYS_DIR } from "./keyFiles.ts";
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -45,6 +46,10 @@ export interface NodePaths {
   readonly systemRegistriesD: string;
   readonly registriesConf: string;
   readonly crioSocket: string;
+  /** The key files (keyFiles.ts), beside cluster.json. */
+  readonly keysDir: string;
+  /** The same directory as the host (CRI-O) sees it: what policy files name. */
+  readonly hostKeysDir: string;
 }
 
 export interface HostLocations {
@@ -65,6 +70,11 @@ export function nodePaths(h: HostLocations): NodePaths {
     // CRI-O would read cluster.json as the policy of a namespace named "cluster".
     throw new HostPathError("--policy-path must not be inside --policy-dir");
   }
+  if (path.join(path.dirname(clusterJson), KEYS_DIR) === policyDir) {
+    throw new HostPathError(
+      `--policy-dir must not be the ${KEYS_DIR} directory beside --policy-path`,
+    );
+  }
   return {
     clusterJson,
     manifest: path.join(path.dirname(clusterJson), MANIFEST_FILE),
@@ -74,6 +84,8 @@ export function nodePaths(h: HostLocations): NodePaths {
     systemRegistriesD: underRoot(h.root, h.systemRegistriesD),
     registriesConf: underRoot(h.root, h.registriesConf),
     crioSocket: underRoot(h.root, h.crioSocket),
+    keysDir: path.join(path.dirname(clusterJson), KEYS_DIR),
+    hostKeysDir: path.join(path.dirname(path.normalize(h.policyPath)), KEYS_DIR),
   };
 }
 

@@ -16,6 +16,8 @@ export interface NodeFs {
   remove(path: string): Promise<boolean>;
   /** undefined when the file does not exist. */
   readText(path: string): Promise<string | undefined>;
+  /** undefined when the file does not exist. */
+  readBytes(path: string): Promise<Buffer | undefined>;
   exists(path: string): Promise<boolean>;
   /** Names in `dir`; empty when it does not exist. */
   list(dir: string): Promise<string[]>;
@@ -68,6 +70,14 @@ const fileReads = {
   async readText(path: string): Promise<string | undefined> {
     try {
       return await readFile(path, "utf8");
+    } catch (cause) {
+      if (missing(cause)) return undefined;
+      throw new NodeFsError(`cannot read ${path}`, { cause });
+    }
+  },
+  async readBytes(path: string): Promise<Buffer | undefined> {
+    try {
+      return await readFile(path);
     } catch (cause) {
       if (missing(cause)) return undefined;
       throw new NodeFsError(`cannot read ${path}`, { cause });

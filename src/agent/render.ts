@@ -24,15 +24,19 @@ import { render, requirementKey, simplify, type Requirement } from "../compiler/
 import { compareScopes, fallbackChain, type Scope } from "../compiler/scopes.ts";
 import { parseRequirement } from "../policyjson/parse.ts";
 import { parseStrictJson } from "../strictJson.ts";
+import { keyMaterial, withKeyPaths } from "./keyFiles.ts";
 
 export class RenderInvariantError extends Error {
   override readonly name = "RenderInvariantError";
 }
 
-/** A document as the pieces to write in order (writev: no copy into one buffer), or why it
- * cannot be rendered. */
+/** A document as the pieces to write in order (writev: no copy into one buffer) and the key
+ * material (base64) whose files it names, or why it cannot be rendered. */
 export type Rendered =
-  { ok: true; parts: readonly Buffer[]; length: number } | { ok: false; problems: string[] };
+  | { ok: true; parts: readonly Buffer[]; length: number; keys: ReadonlySet<string> }
+  | { ok: false; problems: string[] };
+
+const NO_KEYS: ReadonlySet<string> = new Set();
 
 /** The document as one buffer (tests, small documents). */
 export function joined(r: { readonly parts: readonly Buffer[]; readonly length: number }): Buffer {
@@ -47,6 +51,8 @@ type Value =
       readonly reqs: readonly Requirement[];
       /** Ids of the requirements (ValueCache.keyOf). */
       readonly key: string;
+      /** Key material whose files the bytes name (empty when keys are inlined). */
+      readonly keys: readonly string[];
     }
   | { readonly ok: false; readonly problems: readonly string[] };
 
@@ -71,9 +77,13 @@ export class ValueCache {
   readonly #checked = new Set<string>();
   /** Lists rendered (and checked) so far: what the cache saved is the rest. */
   rendered = 0;
+  /** The path a file names for a piece of key material (keyFiles.ts); undefined: inline keys,
+   * as the compiler renders them. */
+  readonly #keyRef: ((data: string) => string) | undefined;
 
-  constructor(target: CrioVersion) {
+  constructor(target: CrioVersion, keyRef?: (data: string) => string) {
     this.target = target;
+    this.#keyRef = keyRef;
   }
 
   /** Forgets the lists rendered so far (renderings keep the values they hold). */
@@ -138,17 +148,20 @@ export class ValueCache {
 
   #render(reqs: readonly Requirement[], key: string): Value {
     this.rendered += 1;
-    const r = renderValue(reqs, this.target);
+    const ref = this.#keyRef;
+    const r = renderValue(reqs, this.target, ref && ((p) => withKeyPaths(p, ref)));
     if (!r.ok) return { ok: false, problems: r.problems };
     for (const req of reqs) this.#check(req);
-    return { ok: true, bytes: Buffer.from(r.text), reqs, key };
+    const keys = ref === undefined ? [] : [...new Set(reqs.flatMap(keyMaterial))];
+    return { ok: true, bytes: Buffer.from(r.text), reqs, key, keys };
   }
 
   /** Each distinct requirement, rendered alone, passes the strict policy.json parser (once). */
   #check(req: Requirement): void {
     const key = this.requirementKey(req);
     if (this.#checked.has(key)) return;
-    const text = canonicalJson(render(req));
+    const ref = this.#keyRef;
+    const text = canonicalJson(ref === undefined ? render(req) : withKeyPaths(render(req), ref));
     try {
       parseRequirement(parseStrictJson(text), "requirement");
     } catch (cause) {
@@ -212,6 +225,7 @@ export class BaseRendering {
   readonly #under = new Map<Scope, number[]>();
   readonly #base: ReadonlySet<Scope>;
   #document: Buffer | undefined;
+  #material: ReadonlySet<string> | undefined;
   readonly #start: number[] = [];
   readonly #end: number[] = [];
 
@@ -259,7 +273,22 @@ export class BaseRendering {
       });
       this.#document = assemble(this.#keys, this.#values.map(bytesOf));
     }
-    return { ok: true, parts: [this.#document], length: this.#document.length };
+    return {
+      ok: true,
+      parts: [this.#document],
+      length: this.#document.length,
+      keys: this.keyMaterial(),
+    };
+  }
+
+  /** The key material the base's entries name. */
+  keyMaterial(): ReadonlySet<string> {
+    if (this.#material === undefined) {
+      const keys = new Set<string>();
+      for (const v of this.#values) if (v.ok) for (const k of v.keys) keys.add(k);
+      this.#material = keys.size === 0 ? NO_KEYS : keys;
+    }
+    return this.#material;
   }
 
   /** The document of the base AND `namespace`: runs of base entries the namespace does not
@@ -333,11 +362,21 @@ export class BaseRendering {
       const [scope, v] = own[j] ?? ["", undefined];
       if (v !== undefined) entry(Buffer.from(entryKeyText(scope)), v);
     }
-    if (entries === 0) return { ok: true, parts: [EMPTY], length: EMPTY.length };
+    // The files it names: the base's (a superset of the entries kept) and the namespace's own.
+    let keys = this.keyMaterial();
+    for (const v of [...changed.values(), ...own.map(([, v]) => v)]) {
+      if (!v.ok) continue;
+      for (const k of v.keys) {
+        if (keys.has(k)) continue;
+        if (keys === this.keyMaterial()) keys = new Set(keys);
+        (keys as Set<string>).add(k);
+      }
+    }
+    if (entries === 0) return { ok: true, parts: [EMPTY], length: EMPTY.length, keys };
     parts.push(SUFFIX);
     let length = 0;
     for (const p of parts) length += p.length;
-    return { ok: true, parts, length };
+    return { ok: true, parts, length, keys };
   }
 }
 

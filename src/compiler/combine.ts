@@ -102,8 +102,13 @@ export type CombineResult =
 
 const ACCEPT: PolicyRequirements = [{ type: "insecureAcceptAnything" }];
 
-function toRequirements(reqs: readonly Requirement[]): PolicyRequirements {
-  const rendered: PolicyRequirement[] = reqs.map(render);
+function toRequirements(
+  reqs: readonly Requirement[],
+  map?: (r: PolicyRequirement) => PolicyRequirement,
+): PolicyRequirements {
+  const rendered: PolicyRequirement[] = reqs.map((r) =>
+    map === undefined ? render(r) : map(render(r)),
+  );
   const [first, ...rest] = rendered;
   return first === undefined ? ACCEPT : [first, ...rest];
 }
@@ -129,11 +134,19 @@ export type EntryResult = { ok: true; text: string } | { ok: false; problems: st
 
 /** The text of a requirement list as it sits in an entry; fails (renders nothing) if a
  * requirement needs a feature `target` cannot parse. */
-export function renderValue(reqs: readonly Requirement[], target: CrioVersion): EntryResult {
+/** The text of a scope's requirements as an entry's value; `map` rewrites each rendered
+ * requirement first (the agent names key files instead of inlining keys: agent/keyFiles.ts). */
+export function renderValue(
+  reqs: readonly Requirement[],
+  target: CrioVersion,
+  map?: (r: PolicyRequirement) => PolicyRequirement,
+): EntryResult {
   const problems: string[] = [];
   for (const r of reqs) problems.push(...unsupportedFor(r, target));
   if (problems.length > 0) return { ok: false, problems };
-  const text = canonicalJson(toRequirements(reqs)).trimEnd().replaceAll("\n", `\n${ENTRY_INDENT}`);
+  const text = canonicalJson(toRequirements(reqs, map))
+    .trimEnd()
+    .replaceAll("\n", `\n${ENTRY_INDENT}`);
   return { ok: true, text };
 }
 

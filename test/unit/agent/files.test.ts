@@ -16,6 +16,7 @@ import {
 } from "../../../src/agent/hostPaths.ts";
 import { emptyManifest, parseManifest, serializeManifest } from "../../../src/agent/manifest.ts";
 import { realNodeFs } from "../../../src/agent/nodeFs.ts";
+import { keyFileName } from "../../../src/agent/keyFiles.ts";
 import { registriesIndex } from "../../../src/agent/registriesDFile.ts";
 import { parseToml, TomlError } from "../../../src/agent/toml.ts";
 import { LATEST_KNOWN } from "../../../src/compiler/crioVersion.ts";
@@ -204,11 +205,13 @@ describe("plan on real files", () => {
         return r.result.written;
       };
       const nsFile = path.join(paths.policyDir, "team-a.json");
+      const keyFile = path.join(paths.keysDir, keyFileName(k));
       const layerFile = path.join(path.dirname(paths.clusterJson), layerFileName(cluster.revision));
       expect(await run()).toEqual([
         paths.registriesDFile,
         layerFile,
         paths.manifest, // lists team-a.json (and the cluster layer) before they exist
+        keyFile, // the key cluster.json names, before cluster.json
         paths.clusterJson,
         nsFile,
         paths.manifest,
@@ -222,8 +225,16 @@ describe("plan on real files", () => {
       parsePolicyJson(await readFile(nsFile, "utf8"));
       expect(await readdir(paths.policyDir)).toEqual(["team-a.json"]);
       expect((await readdir(path.dirname(paths.clusterJson))).sort()).toEqual(
-        [".imagepolicy-manifest", layerFileName(cluster.revision), "cluster.json"].sort(),
+        [".imagepolicy-manifest", layerFileName(cluster.revision), "cluster.json", "keys"].sort(),
       );
+      // The key, once, as its PEM bytes; both files name it by its host path.
+      expect(await readdir(paths.keysDir)).toEqual([keyFileName(k)]);
+      expect((await readFile(keyFile)).equals(Buffer.from(k, "base64"))).toBe(true);
+      const hostKey = `${paths.hostKeysDir}/${keyFileName(k)}`;
+      for (const f of [paths.clusterJson, nsFile]) {
+        expect(await readFile(f, "utf8")).toContain(JSON.stringify(hostKey));
+        expect(await readFile(f, "utf8")).not.toContain(k);
+      }
       expect(await readFile(paths.registriesDFile, "utf8")).toContain(
         "use-sigstore-attachments: true",
       );

@@ -3,6 +3,7 @@
 // every intermediate state of the files with the compiler's scope semantics, for hand-written and
 // random transitions, with writes that fail and processes that restart in the middle.
 
+import path from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { NodeFilesError } from "../../../src/agent/files.ts";
@@ -18,6 +19,7 @@ import {
   input,
   keyReq,
   layer,
+  keyPathsIn,
   namespaceOf,
   PATHS,
   REJECT,
@@ -43,6 +45,16 @@ const SIGNERS = [new Set<string>(), new Set([K1]), new Set([K2]), new Set([K1, K
  * once anything exists. */
 function checkTightenOnly(files: Snapshot, what: string): void {
   const cluster = files.get(PATHS.clusterJson);
+  // Every key file a policy file names is there, at every instant.
+  for (const [p, text] of files) {
+    if (p !== PATHS.clusterJson && namespaceOf(p) === undefined) continue;
+    for (const named of keyPathsIn(text)) {
+      expect(
+        files.has(path.join(PATHS.keysDir, path.basename(named))),
+        `${what}: ${p} names ${named}, missing`,
+      ).toBe(true);
+    }
+  }
   for (const [p, text] of files) {
     const ns = namespaceOf(p);
     if (ns === undefined || ns === "foreign") continue;
@@ -94,9 +106,9 @@ function expectCompiled(n: Checked, cluster: Layer, namespaces: Record<string, L
     if (!r.ok) throw new Error(r.problems.join("; "));
     return r.text;
   };
-  expect(n.node.fs.files.get(PATHS.clusterJson)).toBe(render(cluster));
+  expect(n.node.fs.policy(PATHS.clusterJson)).toBe(render(cluster));
   for (const [ns, l] of Object.entries(namespaces)) {
-    expect(n.node.fs.files.get(nsFile(ns)), ns).toBe(render(cluster, l));
+    expect(n.node.fs.policy(nsFile(ns)), ns).toBe(render(cluster, l));
   }
   const present = [...n.node.fs.files.keys()].flatMap((p) => {
     const ns = namespaceOf(p);
@@ -239,13 +251,13 @@ describe("plan + apply", () => {
     await n.node.files.load();
     expect(await n.node.files.ensureClusterFile(LATEST_KNOWN)).toBeDefined();
     const acceptAll = combine([indexLayer(layer(undefined, []))], LATEST_KNOWN);
-    expect(acceptAll.ok && n.node.fs.files.get(PATHS.clusterJson) === acceptAll.text).toBe(true);
+    expect(acceptAll.ok && n.node.fs.policy(PATHS.clusterJson) === acceptAll.text).toBe(true);
     await step(n, c1, { "team-a": teamA });
     n.node.fs.files.delete(PATHS.clusterJson);
     await n.node.restart();
     await n.node.files.ensureClusterFile(LATEST_KNOWN);
     const c = combine([indexLayer(c1)], LATEST_KNOWN);
-    expect(c.ok && n.node.fs.files.get(PATHS.clusterJson) === c.text).toBe(true);
+    expect(c.ok && n.node.fs.policy(PATHS.clusterJson) === c.text).toBe(true);
   });
 
   it("keeps the last usable layer, or fails closed, for a namespace it cannot render", async () => {

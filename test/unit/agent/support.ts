@@ -5,6 +5,7 @@
 import path from "node:path";
 import { pino } from "pino";
 import { NodeFiles, type FilesOutcome } from "../../../src/agent/files.ts";
+import { inlineKeyPaths, keyFileName } from "../../../src/agent/keyFiles.ts";
 import { registriesIndex } from "../../../src/agent/registriesDFile.ts";
 import { LATEST_KNOWN, type CrioVersion } from "../../../src/compiler/crioVersion.ts";
 import {
@@ -26,6 +27,8 @@ export type Snapshot = ReadonlyMap<string, string>;
 
 export class MemoryFs implements NodeFs {
   readonly files = new Map<string, string>();
+  /** The bytes of every file, as written (key files are binary). */
+  readonly raw = new Map<string, Buffer>();
   readonly writes: string[] = [];
   /** Makes writes (and removals) fail where it returns true. */
   failOn: ((path: string) => boolean) | undefined;
@@ -36,8 +39,9 @@ export class MemoryFs implements NodeFs {
 
   write(p: string, data: string | readonly Uint8Array[]): Promise<void> {
     if (this.failOn?.(p) === true) return Promise.reject(new Error(`injected failure on ${p}`));
-    const text = typeof data === "string" ? data : Buffer.concat(data).toString("utf8");
-    this.files.set(p, text);
+    const bytes = typeof data === "string" ? Buffer.from(data) : Buffer.concat(data);
+    this.files.set(p, bytes.toString("utf8"));
+    this.raw.set(p, bytes);
     this.writes.push(p);
     this.onChange(this.files, `write ${p}`);
     return Promise.resolve();
@@ -48,11 +52,16 @@ export class MemoryFs implements NodeFs {
   remove(p: string): Promise<boolean> {
     if (this.failOn?.(p) === true) return Promise.reject(new Error(`injected failure on ${p}`));
     const had = this.files.delete(p);
+    this.raw.delete(p);
     if (had) this.onChange(this.files, `remove ${p}`);
     return Promise.resolve(had);
   }
   readText(p: string): Promise<string | undefined> {
     return Promise.resolve(this.files.get(p));
+  }
+  readBytes(p: string): Promise<Buffer | undefined> {
+    const text = this.files.get(p);
+    return Promise.resolve(text === undefined ? undefined : (this.raw.get(p) ?? Buffer.from(text)));
   }
   exists(p: string): Promise<boolean> {
     return Promise.resolve(this.files.has(p));
@@ -65,6 +74,19 @@ export class MemoryFs implements NodeFs {
   mkdirp(): Promise<void> {
     return Promise.resolve();
   }
+  /** A policy file with the key files it names inlined: the compiler's bytes. */
+  policy(p: string): string | undefined {
+    const text = this.files.get(p);
+    if (text === undefined) return undefined;
+    return inlineKeyPaths(text, PATHS.hostKeysDir, (hostPath) =>
+      this.raw.get(path.join(PATHS.keysDir, path.basename(hostPath))),
+    );
+  }
+}
+
+/** The key file paths a policy file names. */
+export function keyPathsIn(text: string): string[] {
+  return [...text.matchAll(/"(\/[^"]*\/keys\/sha256-[0-9a-f]{64})"/g)].map((m) => m[1] ?? "");
 }
 
 export const PATHS: NodePaths = nodePaths({
@@ -83,19 +105,25 @@ export function namespaceOf(p: string): string | undefined {
     : undefined;
 }
 
-// A fake "signature": an image carries the set of keys that signed it.
+// A fake "signature": an image carries the set of keys that signed it. A key file (keyFiles.ts)
+// stands for the key whose bytes name it.
 function requirementAllows(r: PolicyRequirement, signers: ReadonlySet<string>): boolean {
+  const signedBy = (k: string): boolean =>
+    signers.has(k) || [...signers].some((s) => k.endsWith(`/${keyFileName(s)}`));
   switch (r.type) {
     case "reject":
       return false;
     case "insecureAcceptAnything":
       return true;
     case "sigstoreSigned": {
-      const keys = r.keyDatas ?? (r.keyData === undefined ? [] : [r.keyData]);
-      return keys.some((k) => signers.has(k));
+      const keys =
+        r.keyDatas ??
+        r.keyPaths ??
+        (r.keyData === undefined ? (r.keyPath === undefined ? [] : [r.keyPath]) : [r.keyData]);
+      return keys.some(signedBy);
     }
     case "signedBy":
-      return r.keyData !== undefined && signers.has(r.keyData);
+      return [r.keyData, r.keyPath].some((k) => k !== undefined && signedBy(k));
   }
 }
 
