@@ -15,7 +15,9 @@ import {
   decideOnChain,
   DOCUMENT_TEXT,
   entryKeyText,
+  joinValue,
   renderValue,
+  valueItem,
   type ScopeIndex,
 } from "../compiler/combine.ts";
 import type { CrioVersion } from "../compiler/crioVersion.ts";
@@ -75,6 +77,8 @@ export class ValueCache {
   readonly #values = new Map<string, Value>();
   readonly #combined = new Map<string, Value>();
   readonly #checked = new Set<string>();
+  /** Each distinct requirement's item (or problems), by requirementKey. */
+  readonly #items = new Map<string, string | readonly string[]>();
   /** Lists rendered (and checked) so far: what the cache saved is the rest. */
   rendered = 0;
   /** The path a file names for a piece of key material (keyFiles.ts); undefined: inline keys,
@@ -148,12 +152,41 @@ export class ValueCache {
 
   #render(reqs: readonly Requirement[], key: string): Value {
     this.rendered += 1;
-    const ref = this.#keyRef;
-    const r = renderValue(reqs, this.target, ref && ((p) => withKeyPaths(p, ref)));
-    if (!r.ok) return { ok: false, problems: r.problems };
-    for (const req of reqs) this.#check(req);
-    const keys = ref === undefined ? [] : [...new Set(reqs.flatMap(keyMaterial))];
-    return { ok: true, bytes: Buffer.from(r.text), reqs, key, keys };
+    // Each distinct requirement is rendered once; a list joins their items (combine.ts).
+    const items: string[] = [];
+    const problems: string[] = [];
+    for (const req of reqs) {
+      const item = this.#item(req);
+      if (typeof item === "string") items.push(item);
+      else problems.push(...item);
+    }
+    if (problems.length > 0) return { ok: false, problems };
+    let text: string;
+    if (items.length > 0) text = joinValue(items);
+    else {
+      const r = renderValue(reqs, this.target); // no requirement: accept
+      if (!r.ok) return { ok: false, problems: r.problems };
+      text = r.text;
+    }
+    const keys = this.#keyRef === undefined ? [] : [...new Set(reqs.flatMap(keyMaterial))];
+    return { ok: true, bytes: Buffer.from(text), reqs, key, keys };
+  }
+
+  /** One requirement's item in a value, or why the target cannot take it; checked once. */
+  #item(req: Requirement): string | readonly string[] {
+    const k = this.requirementKey(req);
+    let item = this.#items.get(k);
+    if (item === undefined) {
+      const ref = this.#keyRef;
+      const r = renderValue([req], this.target, ref && ((p) => withKeyPaths(p, ref)));
+      if (r.ok) {
+        this.#check(req);
+        item = valueItem(r.text);
+      } else item = r.problems;
+      if (this.#items.size >= MAX_ENTRIES) this.#items.clear();
+      this.#items.set(k, item);
+    }
+    return item;
   }
 
   /** Each distinct requirement, rendered alone, passes the strict policy.json parser (once). */

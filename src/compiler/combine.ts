@@ -150,6 +150,17 @@ export function renderValue(
   return { ok: true, text };
 }
 
+/** The item of a one-requirement value (renderValue's text for one requirement). A value of
+ * several requirements is joinValue of their items, byte-identical to renderValue of the list:
+ * the agent renders each distinct requirement once and joins (src/agent/render.ts). */
+export function valueItem(text: string): string {
+  return text.slice(2, text.length - ENTRY_INDENT.length - 2);
+}
+
+export function joinValue(items: readonly string[]): string {
+  return `[\n${items.join(",\n")}\n${ENTRY_INDENT}]`;
+}
+
 /** What precedes an entry's value: its indent and its scope as a key. */
 export function entryKeyText(scope: Scope): string {
   return `${ENTRY_INDENT}${JSON.stringify(scope)}: `;
