@@ -211,11 +211,15 @@ beforeAll(async () => {
         `--kubeconfig=${kubeconfig}`,
         `--namespace=${NS}`,
         `--node-name=${node}`,
-        `--root=${nodeRoot}`,
-        "--crio-socket=/var/run/crio/crio.sock",
-        // What CRI-O is configured with below: the first node's files, by their real paths.
-        `--crio-expected-policy-path=${path.join(nodeRoot, CLUSTER_JSON)}`,
-        `--crio-expected-policy-dir=${path.join(nodeRoot, POLICY_DIR)}`,
+        // Every path is given as CRI-O (on this machine) sees it, under the node's directory:
+        // the policy files name key files by such paths (src/agent/keyFiles.ts).
+        "--root=/",
+        `--policy-path=${path.join(nodeRoot, CLUSTER_JSON)}`,
+        `--policy-dir=${path.join(nodeRoot, POLICY_DIR)}`,
+        `--registries-d=${path.join(nodeRoot, REGISTRIES_D)}`,
+        `--system-registries-d=${path.join(nodeRoot, "usr/share/containers/registries.d")}`,
+        `--registries-conf=${path.join(nodeRoot, "etc/containers/registries.conf")}`,
+        `--crio-socket=${path.join(nodeRoot, "var/run/crio/crio.sock")}`,
         "--probe-interval=1",
         `--metrics-addr=127.0.0.1:${String(metricsPort)}`,
         `--health-addr=127.0.0.1:${String(await freePort())}`,
