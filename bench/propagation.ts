@@ -50,6 +50,7 @@ import {
   startController,
   waitQuiet,
   type AgentProcess,
+  readPolicyInlined,
   type BenchCluster,
   type ProcStats,
 } from "./harness.ts";
@@ -298,15 +299,10 @@ async function runChange(
     for (const n of nodes) {
       if (!filesAt.has(n.name)) {
         if (kind === "namespace") {
-          const text = await readFile(path.join(n.root, "etc/crio/policies", nsFile), "utf8").catch(
-            () => "",
-          );
+          const text = await readPolicyInlined(n.root, path.join("etc/crio/policies", nsFile));
           if (text === expectedText) filesAt.set(n.name, Date.now());
         } else {
-          const text = await readFile(
-            path.join(n.root, "etc/crio/imagepolicy/cluster.json"),
-            "utf8",
-          ).catch(() => "");
+          const text = await readPolicyInlined(n.root, "etc/crio/imagepolicy/cluster.json");
           if (text === expectedText && same(await manifestNamespaces(n.root), wantNamespaces)) {
             filesAt.set(n.name, Date.now());
           }
