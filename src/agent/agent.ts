@@ -53,6 +53,9 @@ export interface AgentDeps {
   readonly readNodeInputs: () => Promise<NodeInputs>;
   readonly now: () => Date;
   readonly queue: WorkQueue;
+  /** Called after a reconcile when nothing else is queued: gives back what the heap grew, if it
+   * grew much (main.ts; docs/scale.md, "The agent"). */
+  readonly releaseMemory?: () => void;
 }
 
 export class AgentStartError extends Error {
@@ -185,6 +188,7 @@ export class Agent {
       } finally {
         queue.done(key);
       }
+      if (queue.length === 0) this.#d.releaseMemory?.();
       // The CRI-O probe: the key comes back (the earliest pending delay wins).
       queue.addAfter(key, this.#o.probeIntervalMs);
     }

@@ -2,6 +2,8 @@
 // client, informers, work queue, HTTP endpoints; runs until SIGTERM or SIGINT, then shuts down
 // gracefully.
 
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { Io } from "../cli/io.ts";
 import {
   apiVersionOf,
@@ -51,6 +53,32 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     logger.fatal({ err }, "agent failed");
     return 1;
   }
+}
+
+/** Resident growth past which a reconcile's leftovers are given back (a reconcile that writes
+ * every file grows the process by 15-20 MiB, one namespace's change by ~7 MiB). */
+const RELEASE_GROWTH_BYTES = 4 * 1024 * 1024;
+
+/** After a reconcile that grew the process, a full collection that also returns V8's free pages
+ * to the system: V8 keeps them after its own collections and its memory reducer did not run in
+ * 60 s idle, so an idle agent stayed at its peak (docs/scale.md, "The agent"). ~0.1 s CPU each.
+ * gc() exists only with --expose-gc, and that flag in NODE_OPTIONS changes V8's flag hash, which
+ * names the compile cache's directory: the image's cache, filled without it, would be missed and
+ * every start would strip the types again (~17 MiB). So the flag is on for one new context. */
+function memoryReleaser(): () => void {
+  let gc = globalThis.gc;
+  if (gc === undefined) {
+    setFlagsFromString("--expose-gc");
+    gc = runInNewContext("gc") as NodeJS.GCFunction;
+    setFlagsFromString("--no-expose-gc");
+  }
+  const collect = gc;
+  let after = process.memoryUsage.rss();
+  return () => {
+    if (process.memoryUsage.rss() < after + RELEASE_GROWTH_BYTES) return;
+    collect({ type: "major", execution: "sync", flavor: "last-resort" });
+    after = process.memoryUsage.rss();
+  };
 }
 
 async function run(config: AgentConfig, logger: Logger): Promise<number> {
@@ -123,6 +151,7 @@ async function run(config: AgentConfig, logger: Logger): Promise<number> {
       readNodeInputs: () => readNodeInputs(paths),
       now: () => new Date(),
       queue: new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 60_000 }),
+      releaseMemory: memoryReleaser(),
     },
   );
 
