@@ -10,6 +10,7 @@ import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { parse as parseYaml } from "yaml";
 import { inlineKeyPaths } from "../src/agent/keyFiles.ts";
+import { HOST_KEYS_DIR } from "../test/support/nodeFiles.ts";
 import { KubeClient, loadKubeConfig, Resources, type KubeObject } from "../src/kube/index.ts";
 import { startControlPlane, type ControlPlane } from "../test/support/controlPlane.ts";
 import { BenchError } from "./fixture.ts";
@@ -496,26 +497,7 @@ export async function waitReported(
   }
 }
 
-/** Where the shipped DaemonSet's agent writes key files, as the host sees it. */
-export const HOST_KEYS_DIR = "/etc/crio/imagepolicy/keys";
-
-/** A policy file under a node root with the key files it names inlined (the compiler's bytes),
- * or "" when it cannot be read (missing, or a named key file missing). */
-export async function readPolicyInlined(root: string, rel: string): Promise<string> {
-  const text = await readFile(path.join(root, rel), "utf8").catch(() => undefined);
-  if (text === undefined) return "";
-  try {
-    return inlineKeyPaths(text, HOST_KEYS_DIR, (hostPath) => {
-      try {
-        return readFileSync(path.join(root, hostPath));
-      } catch {
-        return undefined;
-      }
-    });
-  } catch {
-    return "";
-  }
-}
+export { HOST_KEYS_DIR, readPolicyInlined } from "../test/support/nodeFiles.ts";
 
 /** Compares a node's policy files with `expected` ("cluster.json", "<ns>.json" -> text), the key
  * files they name inlined. */

@@ -299,10 +299,11 @@ async function runChange(
     for (const n of nodes) {
       if (!filesAt.has(n.name)) {
         if (kind === "namespace") {
-          const text = await readPolicyInlined(n.root, path.join("etc/crio/policies", nsFile));
+          const text =
+            (await readPolicyInlined(n.root, path.join("etc/crio/policies", nsFile))) ?? "";
           if (text === expectedText) filesAt.set(n.name, Date.now());
         } else {
-          const text = await readPolicyInlined(n.root, "etc/crio/imagepolicy/cluster.json");
+          const text = (await readPolicyInlined(n.root, "etc/crio/imagepolicy/cluster.json")) ?? "";
           if (text === expectedText && same(await manifestNamespaces(n.root), wantNamespaces)) {
             filesAt.set(n.name, Date.now());
           }

@@ -3,7 +3,6 @@
 // published here with kubectl, as the controller would (docs/internals.md).
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
@@ -11,13 +10,13 @@ import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { inlineKeyPaths } from "../../src/agent/keyFiles.ts";
 import { combine, indexLayer } from "../../src/compiler/combine.ts";
 import { parseCrioVersion } from "../../src/compiler/crioVersion.ts";
 import { serializeLayer, type Layer } from "../../src/compiler/layer.ts";
 import { layerRevision } from "../../src/layerConfigMap.ts";
 import { newPublicKey } from "../support/builders.ts";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.ts";
+import { readPolicyInlined } from "../support/nodeFiles.ts";
 import { waitFor as waitUntil } from "../support/waitFor.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
@@ -217,18 +216,9 @@ describe("agent against a real API server", () => {
   const file = (node: string, rel: string): string => path.join(roots[node] ?? "", rel);
   const CLUSTER = "etc/crio/imagepolicy/cluster.json";
   const TEAM_A = "etc/crio/policies/team-a.json";
-  // A policy file with the key files it names inlined: the compiler's bytes (keyFiles.ts).
-  const read = async (node: string, rel: string): Promise<string | undefined> => {
-    const text = await readFile(file(node, rel), "utf8").catch(() => undefined);
-    if (text === undefined) return undefined;
-    return inlineKeyPaths(text, "/etc/crio/imagepolicy/keys", (hostPath) => {
-      try {
-        return readFileSync(file(node, hostPath));
-      } catch {
-        return undefined;
-      }
-    });
-  };
+  // A policy file with the key files it names inlined: the compiler's bytes.
+  const read = (node: string, rel: string): Promise<string | undefined> =>
+    readPolicyInlined(roots[node] ?? "", rel);
   const waitContent = (node: string, rel: string, want: string): Promise<true> =>
     waitFor(`${node}:${rel}`, async () => ((await read(node, rel)) === want ? true : undefined));
 

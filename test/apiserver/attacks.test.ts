@@ -11,14 +11,12 @@
 // controller has processed everything before it: files unchanged after the barrier means the
 // attack was processed and had no effect.
 
-import { readFileSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { z } from "zod";
-import { inlineKeyPaths } from "../../src/agent/keyFiles.ts";
 import { newPublicKey } from "../support/builders.ts";
 import { gpgSecretPackets, opensslTextDump, publicKeyring } from "../support/keyMaterial.ts";
 import {
@@ -31,6 +29,7 @@ import {
   startOperatorProcess,
   type OperatorProcess,
 } from "../support/operatorProcess.ts";
+import { readPolicyInlined } from "../support/nodeFiles.ts";
 import { waitFor } from "../support/waitFor.ts";
 
 const repo = path.resolve(import.meta.dirname, "../..");
@@ -126,22 +125,9 @@ function expectUnchanged(before: Snapshot, after: Snapshot, allowed: ReadonlySet
   }
 }
 
-// A policy file with the key files it names inlined (src/agent/keyFiles.ts).
-const readNode = async (node: string, rel: string): Promise<string | undefined> => {
-  const text = await readFile(path.join(root(node), rel), "utf8").catch(() => undefined);
-  if (text === undefined) return undefined;
-  try {
-    return inlineKeyPaths(text, "/etc/crio/imagepolicy/keys", (hostPath) => {
-      try {
-        return readFileSync(path.join(root(node), hostPath));
-      } catch {
-        return undefined;
-      }
-    });
-  } catch {
-    return undefined; // a named key file not there (yet)
-  }
-};
+// A policy file with the key files it names inlined.
+const readNode = (node: string, rel: string): Promise<string | undefined> =>
+  readPolicyInlined(root(node), rel);
 
 async function onEveryNode(
   what: string,

@@ -7,14 +7,12 @@
 // every node must hold byte for byte what `imagepolicy compile -f config/samples` writes.
 
 import { generateKeyPairSync } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { inlineKeyPaths } from "../../src/agent/keyFiles.ts";
 import { run } from "../../src/cli/main.ts";
 import { newPublicKey } from "../support/builders.ts";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.ts";
@@ -23,6 +21,7 @@ import {
   startOperatorProcess,
   type OperatorProcess,
 } from "../support/operatorProcess.ts";
+import { readPolicyInlined } from "../support/nodeFiles.ts";
 import { waitFor } from "../support/waitFor.ts";
 
 const repo = path.resolve(import.meta.dirname, "../..");
@@ -38,22 +37,9 @@ const processes: OperatorProcess[] = [];
 const latencies: number[] = [];
 
 const root = (node: string): string => path.join(dir, "nodes", node);
-// A node file with the key files it names inlined: the compiler's bytes (src/agent/keyFiles.ts).
-const read = async (node: string, rel: string): Promise<string | undefined> => {
-  const text = await readFile(path.join(root(node), rel), "utf8").catch(() => undefined);
-  if (text === undefined) return undefined;
-  try {
-    return inlineKeyPaths(text, "/etc/crio/imagepolicy/keys", (hostPath) => {
-      try {
-        return readFileSync(path.join(root(node), hostPath));
-      } catch {
-        return undefined;
-      }
-    });
-  } catch {
-    return undefined; // a named key file not there (yet)
-  }
-};
+// A node file with the key files it names inlined: the compiler's bytes.
+const read = (node: string, rel: string): Promise<string | undefined> =>
+  readPolicyInlined(root(node), rel);
 
 async function kubectl(args: string[], stdin?: string): Promise<string> {
   const r = await cp.kubectl(args, stdin === undefined ? undefined : { stdin });
