@@ -110,8 +110,15 @@ export async function runAgentBenchmark(options: {
 }): Promise<AgentFigures | undefined> {
   const { tree, dir, log } = options;
   const shipped = await shippedAgent(tree);
-  const env = await agentEnvironment(tree, shipped.env, path.join(dir, "compile-cache"));
-  if (options.nodeOptions !== undefined) env["NODE_OPTIONS"] = options.nodeOptions;
+  // The compile cache is warmed with the NODE_OPTIONS the agent runs with: V8's flags name its
+  // directory, so a cache warmed with others would be missed.
+  const env = await agentEnvironment(
+    tree,
+    options.nodeOptions === undefined
+      ? shipped.env
+      : { ...shipped.env, NODE_OPTIONS: options.nodeOptions },
+    path.join(dir, "compile-cache"),
+  );
   const world = new World(options.seed);
   const p0 = publish(world.objects, TARGET, undefined);
   log(`starting a control plane in ${dir}`);
