@@ -28,6 +28,7 @@ import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import type { AnyImagePolicy } from "../src/api/types.ts";
 import { startControlPlane } from "../test/support/controlPlane.ts";
 import { freePort } from "../test/support/operatorProcess.ts";
 import { waitFor } from "../test/support/waitFor.ts";
@@ -383,6 +384,46 @@ const policyStatusSchema = z.looseObject({
 });
 
 /** Why the statuses are not all correct yet (undefined: they are). */
+/** The first object of `plural` (sorted by name) whose current generation is published (Compiled
+ * True) and that trusts a public key: adding a scope to it changes its layer. The fixture also
+ * holds policies the controller refuses (a deny-all that would reject the pause image), and a
+ * change to one of those publishes nothing. */
+async function publishedKeyPolicy(
+  api: Api,
+  plural: "clusterimagepolicies" | "imagepolicies",
+  objects: readonly AnyImagePolicy[],
+): Promise<AnyImagePolicy> {
+  const list = listSchema.parse(await api.must("GET", `${GROUP}/${plural}`));
+  const compiled = new Set<string>();
+  for (const item of list.items) {
+    const p = policyStatusSchema.parse(item);
+    const c = p.status?.conditions?.find((x) => x.type === "Compiled");
+    if (c?.status === "True" && p.status?.observedGeneration === p.metadata.generation) {
+      compiled.add(`${p.metadata.namespace ?? ""}/${p.metadata.name}`);
+    }
+  }
+  const kind = plural === "clusterimagepolicies" ? "ClusterImagePolicy" : "ImagePolicy";
+  const pick = objects
+    .filter(
+      (o) =>
+        o.kind === kind &&
+        o.spec.policy.rootOfTrust.policyType === "PublicKey" &&
+        compiled.has(`${o.kind === "ImagePolicy" ? o.metadata.namespace : ""}/${o.metadata.name}`),
+    )
+    .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))[0];
+  if (pick === undefined) throw new BenchError(`no published ${kind} with a public key`);
+  return pick;
+}
+
+/** Why `o` at its new generation publishes nothing (the controller refused it), or undefined. */
+async function refusal(api: Api, path: string): Promise<string | undefined> {
+  const p = policyStatusSchema.parse(await api.must("GET", path));
+  const c = p.status?.conditions?.find((x) => x.type === "Compiled");
+  return p.status?.observedGeneration === p.metadata.generation && c?.status === "False"
+    ? `${p.metadata.name}: ${c.reason}`
+    : undefined;
+}
+
 async function statusProblem(
   api: Api,
   layers: Layers,
@@ -660,13 +701,20 @@ async function main(): Promise<void> {
     }
 
     // cip: one ClusterImagePolicy gains a scope.
-    const cipObject = fixture.objects.find((o) => o.kind === "ClusterImagePolicy");
-    if (cipObject === undefined) throw new BenchError("no ClusterImagePolicy");
-    const waitLayers = (pred: (l: Layers) => boolean): Promise<Layers> =>
-      waitUntil("the new layer", 300_000, async () => {
+    const cipObject = await publishedKeyPolicy(api, "clusterimagepolicies", fixture.objects);
+    const waitLayers = async (
+      objectPath: string,
+      pred: (l: Layers) => boolean,
+    ): Promise<Layers> => {
+      const got = await waitUntil("the new layer", 300_000, async () => {
+        const refused = await refusal(api, objectPath);
+        if (refused !== undefined) return { refused };
         const l = await publishedLayers(api);
-        return l !== undefined && pred(l) ? l : undefined;
+        return l !== undefined && pred(l) ? { layers: l } : undefined;
       });
+      if ("refused" in got) throw new BenchError(`the change was refused: ${got.refused}`);
+      return got.layers;
+    };
     let current = layers0;
     const rollout = async (
       update: (n: NodeState, l: Layers) => Record<string, string>,
@@ -685,14 +733,15 @@ async function main(): Promise<void> {
     await phase(
       "cip",
       async () => {
+        const objectPath = `${GROUP}/clusterimagepolicies/${cipObject.metadata.name}`;
         await api.must(
           "PATCH",
-          `${GROUP}/clusterimagepolicies/${cipObject.metadata.name}`,
+          objectPath,
           { spec: { scopes: [...cipObject.spec.scopes, "bench.example.com/changed"] } },
           MERGE,
         );
         const before = current.cluster;
-        current = await waitLayers((l) => l.cluster !== before);
+        current = await waitLayers(objectPath, (l) => l.cluster !== before);
         return current;
       },
       async (l) => {
@@ -704,20 +753,21 @@ async function main(): Promise<void> {
     );
 
     // ip: one ImagePolicy gains a scope.
-    const ipObject = fixture.objects.find((o) => o.kind === "ImagePolicy");
-    if (ipObject?.kind !== "ImagePolicy") throw new BenchError("no ImagePolicy");
+    const ipObject = await publishedKeyPolicy(api, "imagepolicies", fixture.objects);
+    if (ipObject.kind !== "ImagePolicy") throw new BenchError("no ImagePolicy");
     const ipNs = ipObject.metadata.namespace;
     await phase(
       "ip",
       async () => {
+        const objectPath = `${GROUP}/namespaces/${ipNs}/imagepolicies/${ipObject.metadata.name}`;
         await api.must(
           "PATCH",
-          `${GROUP}/namespaces/${ipNs}/imagepolicies/${ipObject.metadata.name}`,
+          objectPath,
           { spec: { scopes: [...ipObject.spec.scopes, "bench.example.com/changed/ns"] } },
           MERGE,
         );
         const before = current.namespaces.get(ipNs);
-        current = await waitLayers((l) => l.namespaces.get(ipNs) !== before);
+        current = await waitLayers(objectPath, (l) => l.namespaces.get(ipNs) !== before);
         return current;
       },
       async (l) => {
