@@ -61,6 +61,7 @@ export class Renderings {
   retain(revisions: readonly string[]): void {
     const key = revisions.join("+");
     for (const k of [...this.#bases.keys()]) if (k !== key) this.#bases.delete(k);
+    for (const b of this.#bases.values()) b.trim();
     this.#cache.trim();
     this.#indexes.clear();
   }

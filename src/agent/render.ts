@@ -64,9 +64,11 @@ const SEPARATOR = Buffer.from(DOCUMENT_TEXT.separator);
 const SUFFIX = Buffer.from(DOCUMENT_TEXT.suffix);
 const EMPTY = Buffer.from(DOCUMENT_TEXT.empty);
 
-/** Above this many lists (or combinations) the cache starts over: its memory stays bounded by
- * a few files' worth (renderings keep the values they hold). */
-const MAX_ENTRIES = 2048;
+/** Above this many lists (or combinations) the cache starts over, so its memory stays bounded
+ * (renderings keep the values they hold). A cluster change with the large fixture meets ~4,700
+ * distinct lists and ~5,100 combinations over its two bases: at 2,048 the cache started over
+ * mid-change and rendered 11,400 lists instead of 4,700 (docs/scale.md). */
+const MAX_ENTRIES = 8192;
 
 /** Rendered requirement lists for one CRI-O version, by content. One per reconcile. */
 export class ValueCache {
@@ -75,7 +77,9 @@ export class ValueCache {
   readonly #ids = new Map<string, number>();
   readonly #listKeys = new WeakMap<readonly Requirement[], string>();
   readonly #values = new Map<string, Value>();
-  readonly #combined = new Map<string, Value>();
+  /** AND of a value and a namespace entry's requirements: by the value, then the entry's ids. */
+  #combined = new WeakMap<Value, Map<string, Value>>();
+  #combinedSize = 0;
   readonly #checked = new Set<string>();
   /** Each distinct requirement's item (or problems), by requirementKey. */
   readonly #items = new Map<string, string | readonly string[]>();
@@ -93,7 +97,8 @@ export class ValueCache {
   /** Forgets the lists rendered so far (renderings keep the values they hold). */
   trim(): void {
     this.#values.clear();
-    this.#combined.clear();
+    this.#combined = new WeakMap();
+    this.#combinedSize = 0;
   }
 
   /** requirementKey, once per requirement object. */
@@ -140,12 +145,22 @@ export class ValueCache {
   /** The value of `base` AND `extra` (an entry of a namespace layer). */
   and(base: Value, extra: readonly Requirement[]): Value {
     if (!base.ok) return base;
-    const key = `${base.key}|${this.#keyOf(extra)}`;
-    let v = this.#combined.get(key);
+    const key = this.#keyOf(extra);
+    let byExtra = this.#combined.get(base);
+    let v = byExtra?.get(key);
     if (v === undefined) {
-      if (this.#combined.size >= MAX_ENTRIES) this.#combined.clear();
+      if (this.#combinedSize >= MAX_ENTRIES) {
+        this.#combined = new WeakMap();
+        this.#combinedSize = 0;
+        byExtra = undefined;
+      }
+      if (byExtra === undefined) {
+        byExtra = new Map();
+        this.#combined.set(base, byExtra);
+      }
       v = this.value(simplify([...base.reqs, ...extra], this.requirementKey));
-      this.#combined.set(key, v);
+      byExtra.set(key, v);
+      this.#combinedSize += 1;
     }
     return v;
   }
@@ -261,6 +276,9 @@ export class BaseRendering {
   #material: ReadonlySet<string> | undefined;
   readonly #start: number[] = [];
   readonly #end: number[] = [];
+  /** The base's value at scopes it does not list (a namespace's own scopes), by scope: many
+   * namespaces name the same ones. Emptied by trim(). */
+  readonly #atScope = new Map<Scope, Value>();
 
   constructor(base: readonly ScopeIndex[], cache: ValueCache) {
     this.base = base;
@@ -290,6 +308,23 @@ export class BaseRendering {
     this.#values = values;
     this.#chains = chains;
     this.problems = [...problems].sort();
+  }
+
+  /** Forgets the values kept for scopes the base does not list (between reconciles). */
+  trim(): void {
+    this.#atScope.clear();
+  }
+
+  /** The base's value at `scope`, which it does not list: what its fallback chain decides. */
+  #valueAt(scope: Scope): Value {
+    let v = this.#atScope.get(scope);
+    if (v === undefined) {
+      const cache = this.#cache;
+      v = cache.value(andOnChain(this.base, fallbackChain(scope), cache.requirementKey));
+      if (this.#atScope.size >= MAX_ENTRIES) this.#atScope.clear();
+      this.#atScope.set(scope, v);
+    }
+    return v;
   }
 
   /** The document of the base alone (cluster.json when the base is one cluster layer). */
@@ -342,16 +377,13 @@ export class BaseRendering {
       }
     }
     // Scopes only the namespace has, with their values.
-    const own: [Scope, Value][] = [...namespace.scopes]
-      .filter(([s]) => !this.#base.has(s))
-      .sort(([a], [b]) => compareScopes(a, b))
-      .map(([scope, e]) => [
-        scope,
-        cache.and(
-          cache.value(andOnChain(this.base, fallbackChain(scope), cache.requirementKey)),
-          e.requirements,
-        ),
-      ]);
+    const own: [Scope, Value][] = [];
+    for (const scope of sortedScopes(namespace)) {
+      const e = namespace.scopes.get(scope);
+      if (e !== undefined && !this.#base.has(scope)) {
+        own.push([scope, cache.and(this.#valueAt(scope), e.requirements)]);
+      }
+    }
     const problems = new Set<string>();
     for (const v of [...changed.values(), ...own.map(([, v]) => v)]) {
       if (!v.ok) for (const p of v.problems) problems.add(p);
@@ -411,6 +443,18 @@ export class BaseRendering {
     for (const p of parts) length += p.length;
     return { ok: true, parts, length, keys };
   }
+}
+
+/** A layer's scopes in document order, once per parsed layer (a transition renders each
+ * namespace on two bases). */
+const scopeOrder = new WeakMap<ScopeIndex, readonly Scope[]>();
+function sortedScopes(index: ScopeIndex): readonly Scope[] {
+  let order = scopeOrder.get(index);
+  if (order === undefined) {
+    order = [...index.scopes.keys()].sort(compareScopes);
+    scopeOrder.set(index, order);
+  }
+  return order;
 }
 
 function bytesOf(v: Value): Buffer {
