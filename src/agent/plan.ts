@@ -114,7 +114,20 @@ export function sourceRevision(cluster: string, source: Source): string {
 }
 
 function sameDocument(a: RegistriesDDocument, b: RegistriesDDocument): boolean {
-  return JSON.stringify(sortedDoc(a)) === JSON.stringify(sortedDoc(b));
+  return a === b || documentText(a) === documentText(b);
+}
+
+/** Documents are not changed once made, and the agent compares the same ones on every reconcile
+ * (a document of a few thousand scopes: ~10 ms each time). */
+const documentTexts = new WeakMap<RegistriesDDocument, string>();
+
+function documentText(d: RegistriesDDocument): string {
+  let text = documentTexts.get(d);
+  if (text === undefined) {
+    text = JSON.stringify(sortedDoc(d));
+    documentTexts.set(d, text);
+  }
+  return text;
 }
 
 function sortedDoc(d: RegistriesDDocument): unknown {
