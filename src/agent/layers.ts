@@ -101,6 +101,9 @@ export type OnParsed = (namespace: string | undefined, layer: LayerText, parsed:
 
 export class LayerSources {
   readonly #tracked = new Map<string, Tracked>();
+  /** Layer texts by revision (current and last usable), made when first asked after a change:
+   * a cluster change asks for each of 500 namespace layers. */
+  #texts: Map<string, string> | undefined;
   /** Layers parsed since the process started (the figure docs/scale.md quotes). */
   parsed = 0;
 
@@ -116,8 +119,14 @@ export class LayerSources {
       const rv = obj.metadata.resourceVersion;
       if (before !== undefined && rv !== undefined && before.resourceVersion === rv) continue;
       this.#tracked.set(name, this.#track(obj, id.namespace, before, onParsed));
+      this.#texts = undefined;
     }
-    for (const name of [...this.#tracked.keys()]) if (!seen.has(name)) this.#tracked.delete(name);
+    for (const name of [...this.#tracked.keys()]) {
+      if (!seen.has(name)) {
+        this.#tracked.delete(name);
+        this.#texts = undefined;
+      }
+    }
   }
 
   #track(
@@ -200,11 +209,13 @@ export class LayerSources {
 
   /** The text of a layer this process saw with `revision` (current or last usable). */
   text(revision: string): string | undefined {
-    for (const t of this.#tracked.values()) {
-      const i = t.input;
-      if (i.ok && i.layer.revision === revision) return i.layer.text;
-      if (!i.ok && i.lastGood?.revision === revision) return i.lastGood.text;
+    if (this.#texts === undefined) {
+      this.#texts = new Map();
+      for (const t of this.#tracked.values()) {
+        const layer = t.input.ok ? t.input.layer : t.input.lastGood;
+        if (layer !== undefined) this.#texts.set(layer.revision, layer.text);
+      }
     }
-    return undefined;
+    return this.#texts.get(revision);
   }
 }
