@@ -21,10 +21,10 @@ export function compactSource(
   reduce: (object: KubeObject) => KubeObject,
 ): ListWatcher {
   return {
-    list: async (signal) => {
-      const result = await source.list(signal);
-      return { items: result.items.map(reduce), resourceVersion: result.resourceVersion };
-    },
+    // Reduced page by page: a restart at 5,000 nodes would otherwise hold every full report
+    // (~28 KB of JSON each) at once before reducing any (docs/scale.md).
+    list: (signal, each) =>
+      source.list(signal, each === undefined ? reduce : (o) => each(reduce(o))),
     watch: (resourceVersion, onEvent, signal) =>
       source.watch(
         resourceVersion,

@@ -51,8 +51,10 @@ export type WatchEvent =
 
 /** The two calls an informer makes; KubeClient.listWatcher gives the real one, tests a fake. */
 export interface ListWatcher {
-  /** A consistent list and the resourceVersion to watch from. */
-  list(signal: AbortSignal): Promise<ListResult>;
+  /** A consistent list and the resourceVersion to watch from. With `each`, every item is
+   * returned as each(item), applied as its page arrives: a large list (5,000 node reports) is
+   * never held whole (docs/scale.md). */
+  list(signal: AbortSignal, each?: (object: KubeObject) => KubeObject): Promise<ListResult>;
   /** Watches from `resourceVersion` until the server ends the stream (resolves) or an error
    * (rejects; ResourceExpiredError for 410 Gone). */
   watch(
@@ -71,7 +73,12 @@ export interface AppliedObject {
 /** What the operator's processes need of the API: the shell boundary. KubeClient is the real
  * one; tests implement it (or the part they use) without a network. */
 export interface KubeApi {
-  list(resource: Resource, selector?: Selector, signal?: AbortSignal): Promise<ListResult>;
+  list(
+    resource: Resource,
+    selector?: Selector,
+    signal?: AbortSignal,
+    each?: (object: KubeObject) => KubeObject,
+  ): Promise<ListResult>;
   watch(
     resource: Resource,
     selector: Selector,
@@ -118,11 +125,13 @@ export class KubeClient implements KubeApi {
     this.#t = new Transport(config);
   }
 
-  /** Lists every object (all pages) as plain JSON, each with apiVersion and kind set. */
+  /** Lists every object (all pages) as plain JSON, each with apiVersion and kind set, and
+   * passed through `each` as its page arrives (the page's JSON is then garbage). */
   async list(
     resource: Resource,
     selector: Selector = {},
     signal?: AbortSignal,
+    each: (object: KubeObject) => KubeObject = (o) => o,
   ): Promise<ListResult> {
     const items: KubeObject[] = [];
     let resourceVersion = "";
@@ -138,7 +147,7 @@ export class KubeClient implements KubeApi {
       const list = body["items"];
       if (!Array.isArray(list)) throw new KubeError(`list ${path}: no items`, {});
       resourceVersion ||= stringOr(meta["resourceVersion"], "");
-      for (const item of list) items.push(asObject(resource, item, `list ${path}`));
+      for (const item of list) items.push(each(asObject(resource, item, `list ${path}`)));
       continueToken = stringOr(meta["continue"], "") || undefined;
     } while (continueToken !== undefined);
     return { items, resourceVersion };
@@ -198,7 +207,7 @@ export class KubeClient implements KubeApi {
 
   listWatcher(resource: Resource, selector: Selector = {}): ListWatcher {
     return {
-      list: (signal) => this.list(resource, selector, signal),
+      list: (signal, each) => this.list(resource, selector, signal, each),
       watch: (resourceVersion, onEvent, signal) =>
         this.watch(resource, selector, resourceVersion, onEvent, signal),
     };

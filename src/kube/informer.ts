@@ -171,10 +171,10 @@ export class Informer {
   }
 
   async #relist(signal: AbortSignal): Promise<void> {
-    const result = await this.#source.list(signal);
+    // Transformed page by page (the source applies it): the list is never held whole.
+    const result = await this.#source.list(signal, this.#transform);
     const seen = new Set<string>();
-    for (const item of result.items) {
-      const object = this.#transform(item);
+    for (const object of result.items) {
       const key = objectKey(object.metadata);
       seen.add(key);
       this.#upsert(key, object);
