@@ -287,6 +287,12 @@ interface Counters {
   readonly statusWrites: number;
 }
 
+/** Whether the controller holds the leader Lease (its is_leader gauge). */
+async function leading(port: number): Promise<boolean> {
+  const res = await fetch(`http://127.0.0.1:${String(port)}/metrics`);
+  return /^imagepolicy_controller_is_leader 1$/m.test(await res.text());
+}
+
 async function counters(port: number): Promise<Counters> {
   const res = await fetch(`http://127.0.0.1:${String(port)}/metrics`);
   const text = await res.text();
@@ -680,6 +686,13 @@ async function main(): Promise<void> {
       const c = controller;
       await waitUntil("the restarted controller's metrics", 120_000, async () =>
         (await counters(c.metricsPort).catch(() => undefined)) === undefined ? undefined : true,
+      );
+      // Statuses are correct already (the previous controller wrote them): what a restart costs
+      // is the new leader's first pass, which starts with a layers reconcile once it leads.
+      await waitUntil("the restarted controller's first layers reconcile", 600_000, async () =>
+        (await leading(c.metricsPort)) && (await counters(c.metricsPort)).layersReconciles >= 1
+          ? true
+          : undefined,
       );
       await waitUntil("every status correct after the restart", 900_000, async () =>
         (await statusProblem(api, layers0, nodes)) === undefined ? true : undefined,
