@@ -50,6 +50,9 @@ import {
 } from "./world.ts";
 
 const TARGET = parseCrioVersion("1.34.0");
+/** Kills per node between two cluster changes (each node restarts and is killed this often while
+ * it moves to the new layer, then converges undisturbed). */
+const KILLS_PER_ROUND = 4;
 
 export interface KillFigures {
   readonly kills: number;
@@ -147,8 +150,11 @@ export async function runKills(options: {
       current = next;
       await Promise.all(
         nodes.map(async (n) => {
-          const times = 1 + rng.int(6);
-          const delays = Array.from({ length: times }, () => Math.floor(rng.next() * window * 1.2));
+          // The same number of kills on every node: a round lasts as long as its slowest node,
+          // so uneven counts left the other nodes idle (1-6 kills per node ran ~12 s per kill).
+          const delays = Array.from({ length: KILLS_PER_ROUND }, () =>
+            Math.floor(rng.next() * window * 1.2),
+          );
           for (const d of delays) {
             const a = start(n);
             await delay(d);
