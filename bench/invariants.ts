@@ -17,9 +17,9 @@
 // after each of 1,000 kills), so the checker keeps what it learnt by content hash.
 
 import { createHash } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { readdir } from "node:fs/promises";
 import path from "node:path";
-import { canonicalJson } from "../src/canonicalJson.ts";
 import { fallbackChain } from "../src/compiler/scopes.ts";
 import { parsePolicyJson } from "../src/policyjson/parse.ts";
 
@@ -41,7 +41,10 @@ export class NodeInvariants {
   parsed = 0;
 
   #id(r: unknown): number {
-    const key = canonicalJson(r);
+    // The agent writes canonical JSON, so a requirement's text as parsed is its identity; should
+    // it not, equal requirements would get two ids and the check would report a violation (never
+    // hide one).
+    const key = JSON.stringify(r);
     let id = this.#requirementIds.get(key);
     if (id === undefined) {
       id = this.#requirementIds.size;
@@ -51,10 +54,11 @@ export class NodeInvariants {
   }
 
   /** The file's decisions, or why it does not parse. */
-  #decisions(text: string, hash: string): Decisions | string {
+  #decisions(bytes: Buffer, hash: string): Decisions | string {
     const known = this.#byHash.get(hash);
     if (known !== undefined) return known;
     let result: Decisions | string;
+    const text = bytes.toString("utf8");
     try {
       const policy = parsePolicyJson(text);
       this.parsed += 1;
@@ -86,19 +90,21 @@ export class NodeInvariants {
   async check(root: string): Promise<string[]> {
     const problems: string[] = [];
     const clusterPath = path.join(root, "etc/crio/imagepolicy/cluster.json");
-    const clusterText = await readFile(clusterPath, "utf8").catch(() => undefined);
-    if (clusterText === undefined) return ["cluster.json is missing"];
-    const clusterHash = hash(clusterText);
-    const cluster = this.#decisions(clusterText, clusterHash);
+    // Read as bytes and hashed; decoded and parsed only when not seen before (a run checks 500
+    // files after each of 1,000 kills, mostly the same ones).
+    const clusterBytes = read(clusterPath);
+    if (clusterBytes === undefined) return ["cluster.json is missing"];
+    const clusterHash = hash(clusterBytes);
+    const cluster = this.#decisions(clusterBytes, clusterHash);
     if (typeof cluster === "string") return [`cluster.json does not parse: ${cluster}`];
     const keyFiles = new Set(cluster.keyFiles);
     const dir = path.join(root, "etc/crio/policies");
     for (const name of (await readdir(dir).catch(() => [])).sort()) {
       if (!name.endsWith(".json")) continue;
-      const text = await readFile(path.join(dir, name), "utf8").catch(() => undefined);
-      if (text === undefined) continue; // replaced meanwhile (the agent is dead: not expected)
-      const h = hash(text);
-      const ns = this.#decisions(text, h);
+      const bytes = read(path.join(dir, name));
+      if (bytes === undefined) continue; // replaced meanwhile (the agent is dead: not expected)
+      const h = hash(bytes);
+      const ns = this.#decisions(bytes, h);
       if (typeof ns === "string") {
         problems.push(`${name} does not parse: ${ns}`);
         continue;
@@ -114,7 +120,7 @@ export class NodeInvariants {
         );
     }
     for (const k of [...keyFiles].sort()) {
-      const bytes = await readFile(path.join(root, k)).catch(() => undefined);
+      const bytes = read(path.join(root, k));
       if (bytes === undefined) problems.push(`key file ${k} is named but missing`);
       else if (`sha256-${createHash("sha256").update(bytes).digest("hex")}` !== path.basename(k)) {
         problems.push(`key file ${k} does not hold the key its name is the hash of`);
@@ -147,6 +153,15 @@ export class NodeInvariants {
 
 const KEY_PATH = /"(\/[^"]*\/sha256-[0-9a-f]{64})"/g;
 
-function hash(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
+function hash(data: Buffer): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** Synchronous: one small read per file, no FileHandle per call (a check reads 530 files). */
+function read(file: string): Buffer | undefined {
+  try {
+    return readFileSync(file);
+  } catch {
+    return undefined;
+  }
 }
