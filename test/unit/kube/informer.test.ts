@@ -28,11 +28,19 @@ class ScriptedSource implements ListWatcher {
   readonly lists: ListStep[] = [];
   readonly watches: WatchStep[] = [];
 
-  list(signal: AbortSignal): Promise<ListResult> {
+  /** What list() was asked to apply to each item (the informer's transform). */
+  each: ((object: KubeObject) => KubeObject) | undefined;
+
+  list(signal: AbortSignal, each?: (object: KubeObject) => KubeObject): Promise<ListResult> {
     this.calls.push({ call: "list" });
+    this.each = each;
     const step = this.lists.shift();
     if (step === undefined) return hang(signal, "reject");
-    return step instanceof Error ? Promise.reject(step) : Promise.resolve(step);
+    if (step instanceof Error) return Promise.reject(step);
+    // As the contract says: each item comes back as each(item).
+    return Promise.resolve(
+      each === undefined ? step : { ...step, items: step.items.map((o) => each(o)) },
+    );
   }
 
   watch(
@@ -110,6 +118,7 @@ interface Harness {
 function harness(
   script: (source: ScriptedSource) => void,
   backoff = { initialBackoffMs: 100, maxBackoffMs: 1_000 },
+  transform?: (object: KubeObject) => KubeObject,
 ): Harness {
   const source = new ScriptedSource();
   script(source);
@@ -125,6 +134,7 @@ function harness(
     logger: pino({ level: "silent" }),
     delay,
     ...backoff,
+    ...(transform === undefined ? {} : { transform }),
   });
   const events: string[] = [];
   informer.onEvent((e) => events.push(describeEvent(e)));
@@ -182,6 +192,30 @@ describe("Informer", () => {
     expect(h.informer.resourceVersion).toBe("13");
   });
 
+  it("hands its transform to the list (applied page by page) and applies it to watch events", async () => {
+    const seen: string[] = [];
+    const labelled = (o: KubeObject): KubeObject => {
+      seen.push(o.metadata.name);
+      return { ...o, metadata: { ...o.metadata, labels: { kept: "yes" } } };
+    };
+    const h = harness(
+      (s) => {
+        s.lists.push(listed("10", cm("a", "3"), cm("b", "7")));
+        s.watches.push({ events: [added(cm("c", "11"))], then: "end" });
+      },
+      undefined,
+      labelled,
+    );
+    await start(h);
+    expect(h.source.each).toBe(labelled);
+    // Once each: the informer does not transform again what the list returned.
+    expect(seen).toEqual(["a", "b", "c"]);
+    expect(h.informer.list().map((o) => o.metadata.labels?.["kept"])).toEqual([
+      "yes",
+      "yes",
+      "yes",
+    ]);
+  });
   it("resumes the watch from the last seen resourceVersion, bookmarks included, without listing again", async () => {
     const h = harness((s) => {
       s.lists.push(listed("10", cm("a", "3")));
