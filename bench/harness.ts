@@ -10,7 +10,7 @@ import { lstat, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { parse as parseYaml } from "yaml";
-import { inlineKeyPaths } from "../src/agent/keyFiles.ts";
+import { inlineKeyPaths, keyFileNameOf } from "../src/agent/keyFiles.ts";
 import { HOST_KEYS_DIR } from "../test/support/nodeFiles.ts";
 import { KubeClient, loadKubeConfig, Resources, type KubeObject } from "../src/kube/index.ts";
 import { startControlPlane, type ControlPlane } from "../test/support/controlPlane.ts";
@@ -524,7 +524,7 @@ export async function compareNodeFiles(
     } catch {
       bytes = undefined;
     }
-    if (bytes !== undefined && `sha256-${sha256(bytes)}` !== path.basename(hostPath)) {
+    if (bytes !== undefined && keyFileNameOf(bytes) !== path.basename(hostPath)) {
       throw new Error(`key file ${hostPath} does not hold the key its name is the hash of`);
     }
     keys.set(hostPath, bytes);
@@ -573,7 +573,7 @@ function expectedHashesOf(expected: ReadonlyMap<string, string>): Map<string, st
   return hashes;
 }
 
-function sha256(data: string | Buffer): string {
+function sha256(data: string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 

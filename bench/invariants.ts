@@ -20,6 +20,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
+import { keyFileNameOf } from "../src/agent/keyFiles.ts";
 import { fallbackChain } from "../src/compiler/scopes.ts";
 import { parsePolicyJson } from "../src/policyjson/parse.ts";
 
@@ -129,7 +130,7 @@ export class NodeInvariants {
     for (const k of [...keyFiles].sort()) {
       const bytes = read(path.join(root, k));
       if (bytes === undefined) problems.push(`key file ${k} is named but missing`);
-      else if (`sha256-${createHash("sha256").update(bytes).digest("hex")}` !== path.basename(k)) {
+      else if (keyFileNameOf(bytes) !== path.basename(k)) {
         problems.push(`key file ${k} does not hold the key its name is the hash of`);
       }
     }

@@ -33,7 +33,12 @@ const KEY_FILE = /^sha256-[0-9a-f]{64}$/;
 
 /** The file name of key material given as base64 (as layers and policy.json carry it). */
 export function keyFileName(data: string): string {
-  return `sha256-${createHash("sha256").update(Buffer.from(data, "base64")).digest("hex")}`;
+  return keyFileNameOf(Buffer.from(data, "base64"));
+}
+
+/** The file name of key material given as its bytes (what a key file holds). */
+export function keyFileNameOf(bytes: Uint8Array): string {
+  return `sha256-${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
 export function isKeyFileName(name: string): boolean {
