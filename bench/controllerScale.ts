@@ -17,11 +17,15 @@
 // - wave: every node re-reports what it reported (an agent restart: new conditions and
 //   lastUpdateTime), nothing a policy status depends on.
 // --controller-root DIR runs the controller of another checkout (e.g. main, for "before").
+// The controller runs with the Deployment's literal environment (config/manager/deployment.yaml:
+// NODE_OPTIONS, ...); --node-options replaces its NODE_OPTIONS. With --cgroup it runs inside a
+// cgroup v1 memory cgroup limited to the Deployment's memory limit, as the kubelet would run it:
+// the cgroup's peak usage is reported per phase, and an OOM kill fails the run.
 // Prints one line per figure next to its target, then one JSON line.
 
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import { Agent, request } from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -33,6 +37,7 @@ import { startControlPlane } from "../test/support/controlPlane.ts";
 import { freePort } from "../test/support/operatorProcess.ts";
 import { waitFor } from "../test/support/waitFor.ts";
 import { BenchError, generateFixture, Rng } from "./fixture.ts";
+import { shippedController } from "./harness.ts";
 
 const repo = path.resolve(import.meta.dirname, "..");
 const NS = "imagepolicy-system";
@@ -48,7 +53,6 @@ const TARGETS = {
   ip: { statusReconciles: 50, statusWrites: 50, cpuSeconds: 5, settleSeconds: 10 },
   wave: { statusReconciles: 10, statusWrites: 0, cpuSeconds: 5, settleSeconds: 10 },
   start: { statusReconciles: 2_300, statusWrites: 0, cpuSeconds: 30, settleSeconds: 60 },
-  peakRssMiB: 256,
 } as const;
 
 const { values } = parseArgs({
@@ -58,6 +62,8 @@ const { values } = parseArgs({
     seed: { type: "string", default: "20240601" },
     concurrency: { type: "string", default: "16" },
     keep: { type: "boolean", default: false },
+    cgroup: { type: "boolean", default: false },
+    "node-options": { type: "string" },
   },
   strict: true,
 });
@@ -216,10 +222,17 @@ function startController(
   logPath: string,
   metricsPort: number,
   health: number,
+  env: Readonly<Record<string, string>>,
+  cgroup: string | undefined,
 ): Proc {
   const node = path.join(CONTROLLER_ROOT, "node_modules/.bin/node");
   const main = path.join(CONTROLLER_ROOT, "src/cli/main.ts");
   const fd = openSync(logPath, "a");
+  // With a cgroup, a shell joins it and then execs (same PID): charged from its first byte.
+  const join =
+    cgroup === undefined ? [] : ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup];
+  const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
+  if (env["NODE_OPTIONS"] === undefined) delete childEnv["NODE_OPTIONS"];
   // The Deployment's flags (config/manager/deployment.yaml), addresses on loopback.
   const child = spawn(
     "setpriv",
@@ -227,6 +240,7 @@ function startController(
       "--pdeathsig",
       "SIGKILL",
       "--",
+      ...join,
       node,
       main,
       "controller",
@@ -242,7 +256,7 @@ function startController(
       `--health-addr=127.0.0.1:${String(health)}`,
       "--log-level=warn",
     ],
-    { cwd: CONTROLLER_ROOT, stdio: ["ignore", fd, fd] },
+    { cwd: CONTROLLER_ROOT, env: childEnv, stdio: ["ignore", fd, fd] },
   );
   closeSync(fd);
   const pid = child.pid;
@@ -273,6 +287,22 @@ async function memory(pid: number): Promise<{ rssMiB: number; hwmMiB: number }> 
   const kb = (field: string): number =>
     Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status)?.[1] ?? NaN);
   return { rssMiB: kb("VmRSS") / 1024, hwmMiB: kb("VmHWM") / 1024 };
+}
+
+/** A cgroup v1 memory cgroup with the Deployment's limit (--cgroup). */
+interface MemoryCgroup {
+  readonly dir: string;
+  readonly limitBytes: number;
+}
+
+async function cgroupNumber(cg: MemoryCgroup, file: string): Promise<number> {
+  return Number((await readFile(path.join(cg.dir, file), "utf8")).trim());
+}
+
+/** OOM kills in the cgroup so far (memory.oom_control's oom_kill). */
+async function oomKills(cg: MemoryCgroup): Promise<number> {
+  const text = await readFile(path.join(cg.dir, "memory.oom_control"), "utf8");
+  return Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
 }
 
 /** Resets VmHWM to the current RSS (proc(5), clear_refs value 5). */
@@ -514,6 +544,8 @@ interface PhaseResult {
   readonly cpuSeconds: number;
   readonly peakRssMiB: number;
   readonly rssEndMiB: number;
+  /** The cgroup's peak usage in the phase (--cgroup), page cache included. */
+  readonly cgroupPeakMiB: number | undefined;
   /** From the change to every status correct. */
   readonly correctSeconds: number;
   /** From the reporter's last write to every status correct. */
@@ -536,6 +568,36 @@ async function main(): Promise<void> {
     process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
   };
   log(`work dir ${dir}; controller from ${CONTROLLER_ROOT}`);
+  const shipped = await shippedController(CONTROLLER_ROOT);
+  const env: Record<string, string> = { ...shipped.env };
+  if (values["node-options"] !== undefined) env["NODE_OPTIONS"] = values["node-options"];
+  const limitBytes = shipped.memoryLimitBytes;
+  if (limitBytes === undefined) throw new BenchError("the Deployment sets no memory limit");
+  const limitMiB = limitBytes / 1024 ** 2;
+  log(`NODE_OPTIONS=${env["NODE_OPTIONS"] ?? "(none)"}; Deployment memory limit ${limitMiB} MiB`);
+  let cgroup: MemoryCgroup | undefined;
+  if (values.cgroup) {
+    cgroup = {
+      dir: `/sys/fs/cgroup/memory/imagepolicy-bench-controller-${String(process.pid)}`,
+      limitBytes,
+    };
+    await mkdir(cgroup.dir);
+    await writeFile(path.join(cgroup.dir, "memory.limit_in_bytes"), String(limitBytes));
+    log(`controller in cgroup ${cgroup.dir} (limit ${limitMiB} MiB)`);
+  }
+  const launch = (logPath: string, metricsPort: number, healthPort: number, kc: string): Proc =>
+    startController(kc, logPath, metricsPort, healthPort, env, cgroup?.dir);
+  /** `work`, failing as soon as the controller exits (an OOM kill under --cgroup). */
+  const alive = async <T>(c: Proc, work: Promise<T>): Promise<T> => {
+    const died = c.exited.then(async (code) => {
+      const kills = cgroup === undefined ? 0 : await oomKills(cgroup);
+      throw new BenchError(
+        `the controller exited (code ${String(code)})` +
+          (kills > 0 ? `: OOM-killed in its ${String(limitMiB)} MiB cgroup` : ""),
+      );
+    });
+    return Promise.race([work, died]);
+  };
   const cp = await startControlPlane({ dir: path.join(dir, "control-plane") });
   const api = await Api.fromKubeconfig(cp.kubeconfigPath);
   let controller: Proc | undefined;
@@ -598,13 +660,17 @@ async function main(): Promise<void> {
     const logPath = path.join(dir, "controller.log");
     const ports = async (): Promise<[number, number]> => [await freePort(), await freePort()];
     let [metricsPort, healthPort] = await ports();
-    controller = startController(kubeconfig, logPath, metricsPort, healthPort);
+    controller = launch(logPath, metricsPort, healthPort, kubeconfig);
+    const first = controller;
 
     log("waiting for the layers to be published");
-    const layers0 = await waitUntil("the layers published", 600_000, async () => {
-      const l = await publishedLayers(api);
-      return l !== undefined && l.namespaces.size >= namespaces.length ? l : undefined;
-    });
+    const layers0 = await alive(
+      first,
+      waitUntil("the layers published", 600_000, async () => {
+        const l = await publishedLayers(api);
+        return l !== undefined && l.namespaces.size >= namespaces.length ? l : undefined;
+      }),
+    );
 
     // The reports: what every agent writes once it applied the published layers.
     const nodes: NodeState[] = nodeNames.map((name) => ({
@@ -633,12 +699,19 @@ async function main(): Promise<void> {
         MERGE,
       );
     });
-    await waitUntil("every status correct after the first rollout", 900_000, async () =>
-      (await statusProblem(api, layers0, nodes)) === undefined ? true : undefined,
+    await alive(
+      first,
+      waitUntil("every status correct after the first rollout", 900_000, async () =>
+        (await statusProblem(api, layers0, nodes)) === undefined ? true : undefined,
+      ),
     );
     await quiet(controller);
 
     const results: PhaseResult[] = [];
+    const cgroupPeak = async (): Promise<number | undefined> =>
+      cgroup === undefined
+        ? undefined
+        : (await cgroupNumber(cgroup, "memory.max_usage_in_bytes")) / 1024 ** 2;
     const phase = async (
       name: string,
       change: () => Promise<Layers>,
@@ -648,18 +721,23 @@ async function main(): Promise<void> {
       if (c === undefined) throw new BenchError("no controller");
       log(`phase ${name}`);
       await resetPeak(c.pid);
+      if (cgroup !== undefined)
+        await writeFile(path.join(cgroup.dir, "memory.max_usage_in_bytes"), "0");
       const before = await counters(c.metricsPort);
       const cpu0 = await cpuSeconds(c.pid);
       const t0 = performance.now();
-      const layers = await change();
+      const layers = await alive(c, change());
       const r0 = performance.now();
-      await report(layers);
+      await alive(c, report(layers));
       const r1 = performance.now();
-      await waitUntil(`every status correct (${name})`, 900_000, async () =>
-        (await statusProblem(api, layers, nodes)) === undefined ? true : undefined,
+      await alive(
+        c,
+        waitUntil(`every status correct (${name})`, 900_000, async () =>
+          (await statusProblem(api, layers, nodes)) === undefined ? true : undefined,
+        ),
       );
       const t1 = performance.now();
-      await quiet(c);
+      await alive(c, quiet(c));
       const after = await counters(c.metricsPort);
       const mem = await memory(c.pid);
       results.push({
@@ -671,6 +749,7 @@ async function main(): Promise<void> {
         cpuSeconds: (await cpuSeconds(c.pid)) - cpu0,
         peakRssMiB: mem.hwmMiB,
         rssEndMiB: mem.rssMiB,
+        cgroupPeakMiB: await cgroupPeak(),
         correctSeconds: (t1 - t0) / 1000,
         afterLastReportSeconds: (t1 - r1) / 1000,
         reporterSeconds: (r1 - r0) / 1000,
@@ -681,24 +760,35 @@ async function main(): Promise<void> {
     await controller.stop();
     [metricsPort, healthPort] = await ports();
     {
+      if (cgroup !== undefined)
+        await writeFile(path.join(cgroup.dir, "memory.max_usage_in_bytes"), "0");
       const t0 = performance.now();
-      controller = startController(kubeconfig, logPath, metricsPort, healthPort);
+      controller = launch(logPath, metricsPort, healthPort, kubeconfig);
       const c = controller;
-      await waitUntil("the restarted controller's metrics", 120_000, async () =>
-        (await counters(c.metricsPort).catch(() => undefined)) === undefined ? undefined : true,
+      await alive(
+        c,
+        waitUntil("the restarted controller's metrics", 120_000, async () =>
+          (await counters(c.metricsPort).catch(() => undefined)) === undefined ? undefined : true,
+        ),
       );
       // Statuses are correct already (the previous controller wrote them): what a restart costs
       // is the new leader's first pass, which starts with a layers reconcile once it leads.
-      await waitUntil("the restarted controller's first layers reconcile", 600_000, async () =>
-        (await leading(c.metricsPort)) && (await counters(c.metricsPort)).layersReconciles >= 1
-          ? true
-          : undefined,
+      await alive(
+        c,
+        waitUntil("the restarted controller's first layers reconcile", 600_000, async () =>
+          (await leading(c.metricsPort)) && (await counters(c.metricsPort)).layersReconciles >= 1
+            ? true
+            : undefined,
+        ),
       );
-      await waitUntil("every status correct after the restart", 900_000, async () =>
-        (await statusProblem(api, layers0, nodes)) === undefined ? true : undefined,
+      await alive(
+        c,
+        waitUntil("every status correct after the restart", 900_000, async () =>
+          (await statusProblem(api, layers0, nodes)) === undefined ? true : undefined,
+        ),
       );
       const t1 = performance.now();
-      await quiet(c);
+      await alive(c, quiet(c));
       const after = await counters(c.metricsPort);
       const mem = await memory(c.pid);
       results.push({
@@ -707,6 +797,7 @@ async function main(): Promise<void> {
         cpuSeconds: await cpuSeconds(c.pid),
         peakRssMiB: mem.hwmMiB,
         rssEndMiB: mem.rssMiB,
+        cgroupPeakMiB: await cgroupPeak(),
         correctSeconds: (t1 - t0) / 1000,
         afterLastReportSeconds: 0,
         reporterSeconds: 0,
@@ -821,16 +912,16 @@ async function main(): Promise<void> {
       `controller at scale (real kube-apiserver ${cp.kubernetesVersion}): ${fixture.objects.length} policies, ` +
         `${namespaces.length} namespaces, ${NODES} nodes and reports; controller from ${CONTROLLER_ROOT}`,
       "",
-      `${"phase".padEnd(7)}${"status rec.".padStart(13)}${"layers rec.".padStart(13)}${"writes".padStart(9)}${"CPU s".padStart(8)}${"peak MiB".padStart(10)}${"correct s".padStart(11)}${"after last".padStart(12)}${"reporter s".padStart(12)}`,
+      `${"phase".padEnd(7)}${"status rec.".padStart(13)}${"layers rec.".padStart(13)}${"writes".padStart(9)}${"CPU s".padStart(8)}${"peak MiB".padStart(10)}${"correct s".padStart(11)}${"after last".padStart(12)}${"reporter s".padStart(12)}${cgroup === undefined ? "" : "cgroup MiB".padStart(12)}`,
       ...results.map(
         (r) =>
-          `${r.name.padEnd(7)}${String(r.statusReconciles).padStart(13)}${String(r.layersReconciles).padStart(13)}${String(r.statusWrites).padStart(9)}${r.cpuSeconds.toFixed(1).padStart(8)}${r.peakRssMiB.toFixed(0).padStart(10)}${r.correctSeconds.toFixed(1).padStart(11)}${r.afterLastReportSeconds.toFixed(1).padStart(12)}${r.reporterSeconds.toFixed(1).padStart(12)}`,
+          `${r.name.padEnd(7)}${String(r.statusReconciles).padStart(13)}${String(r.layersReconciles).padStart(13)}${String(r.statusWrites).padStart(9)}${r.cpuSeconds.toFixed(1).padStart(8)}${r.peakRssMiB.toFixed(0).padStart(10)}${r.correctSeconds.toFixed(1).padStart(11)}${r.afterLastReportSeconds.toFixed(1).padStart(12)}${r.reporterSeconds.toFixed(1).padStart(12)}${r.cgroupPeakMiB === undefined ? "" : r.cgroupPeakMiB.toFixed(0).padStart(12)}`,
       ),
       "",
     ];
     const verdict = (ok: boolean): string => (ok ? "ok" : "OVER");
     for (const r of results) {
-      const t = TARGETS[r.name as keyof Omit<typeof TARGETS, "peakRssMiB">];
+      const t = TARGETS[r.name as keyof typeof TARGETS];
       lines.push(
         `${r.name}: status reconciles ${r.statusReconciles} (target <= ${t.statusReconciles}) ${verdict(r.statusReconciles <= t.statusReconciles)}; ` +
           `status writes ${r.statusWrites} (target <= ${t.statusWrites}) ${verdict(r.statusWrites <= t.statusWrites)}; ` +
@@ -838,13 +929,20 @@ async function main(): Promise<void> {
           `statuses correct ${r.afterLastReportSeconds.toFixed(1)} s after the last report (target <= ${t.settleSeconds}) ${verdict(r.afterLastReportSeconds <= t.settleSeconds)}`,
       );
     }
+    // The target is the Deployment's own limit: what the kubelet would OOM-kill above.
     const peak = Math.max(...results.map((r) => r.peakRssMiB));
     lines.push(
-      `peak RSS ${peak.toFixed(0)} MiB over every phase (target <= ${TARGETS.peakRssMiB}) ${verdict(peak <= TARGETS.peakRssMiB)}; RSS at the end ${overall.rssMiB.toFixed(0)} MiB`,
+      `peak RSS ${peak.toFixed(0)} MiB over every phase (target <= the Deployment's limit, ${String(limitMiB)}) ${verdict(peak <= limitMiB)}; RSS at the end ${overall.rssMiB.toFixed(0)} MiB; NODE_OPTIONS=${env["NODE_OPTIONS"] ?? "(none)"}`,
     );
+    if (cgroup !== undefined) {
+      const kills = await oomKills(cgroup);
+      lines.push(
+        `in a ${String(limitMiB)} MiB memory cgroup: ${String(kills)} OOM kills (target 0) ${verdict(kills === 0)}; cgroup peak ${Math.max(...results.map((r) => r.cgroupPeakMiB ?? 0)).toFixed(0)} MiB over every phase`,
+      );
+    }
     process.stdout.write(`${lines.join("\n")}\n`);
     process.stdout.write(
-      `${JSON.stringify({ controllerRoot: CONTROLLER_ROOT, nodes: NODES, policies: fixture.objects.length, phases: results, peakRssMiB: peak, targets: TARGETS })}\n`,
+      `${JSON.stringify({ controllerRoot: CONTROLLER_ROOT, nodes: NODES, policies: fixture.objects.length, phases: results, peakRssMiB: peak, memoryLimitMiB: limitMiB, nodeOptions: env["NODE_OPTIONS"] ?? null, cgroup: cgroup !== undefined, targets: TARGETS })}\n`,
     );
   } catch (err) {
     const tail = (await readFile(path.join(dir, "controller.log"), "utf8").catch(() => ""))
@@ -854,6 +952,7 @@ async function main(): Promise<void> {
     throw new BenchError(`the benchmark failed; controller log tail:\n${tail}`, { cause: err });
   } finally {
     await controller?.stop();
+    if (cgroup !== undefined) await rmdir(cgroup.dir).catch(() => undefined);
     api.destroy();
     await cp.stop();
     if (!values.keep) await rm(dir, { recursive: true, force: true });

@@ -211,9 +211,9 @@ export async function startBenchCluster(dir: string, tree: string): Promise<Benc
 // ---------------------------------------------------------------------------------------------
 // Agent processes
 
-/** The agent's container as config/agent/daemonset.yaml declares it: its literal environment
+/** A container of the shipped manifests as it is declared: its literal environment
  * (NODE_OPTIONS, NODE_COMPILE_CACHE, ...) and its memory request and limit. */
-export interface ShippedAgent {
+export interface ShippedContainer {
   readonly env: Readonly<Record<string, string>>;
   readonly memoryLimitBytes: number | undefined;
   readonly memoryRequestBytes: number | undefined;
@@ -229,11 +229,9 @@ function bytesOf(q: unknown): number | undefined {
   return Number(m[1]) * unit;
 }
 
-/** Reads `tree`'s DaemonSet: the benchmark runs the agent with the same environment and limit. */
-export async function shippedAgent(tree: string): Promise<ShippedAgent> {
-  const doc: unknown = parseYaml(
-    await readFile(path.join(tree, "config/agent/daemonset.yaml"), "utf8"),
-  );
+/** The first container of the workload in `tree`'s `manifest` (a DaemonSet or Deployment). */
+async function shippedContainer(tree: string, manifest: string): Promise<ShippedContainer> {
+  const doc: unknown = parseYaml(await readFile(path.join(tree, manifest), "utf8"));
   const container = (
     doc as {
       spec?: {
@@ -248,7 +246,7 @@ export async function shippedAgent(tree: string): Promise<ShippedAgent> {
       };
     }
   ).spec?.template?.spec?.containers?.[0];
-  if (container === undefined) throw new BenchError("no container in the DaemonSet");
+  if (container === undefined) throw new BenchError(`no container in ${manifest}`);
   // Every literal value (NODE_OPTIONS, NODE_COMPILE_CACHE, MALLOC_*); fieldRefs are the pod's.
   const env: Record<string, string> = {};
   for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
@@ -257,6 +255,16 @@ export async function shippedAgent(tree: string): Promise<ShippedAgent> {
     memoryLimitBytes: bytesOf(container.resources?.limits?.memory),
     memoryRequestBytes: bytesOf(container.resources?.requests?.memory),
   };
+}
+
+/** Reads `tree`'s DaemonSet: the benchmark runs the agent with the same environment and limit. */
+export function shippedAgent(tree: string): Promise<ShippedContainer> {
+  return shippedContainer(tree, "config/agent/daemonset.yaml");
+}
+
+/** Reads `tree`'s controller Deployment: its environment and memory limit. */
+export function shippedController(tree: string): Promise<ShippedContainer> {
+  return shippedContainer(tree, "config/manager/deployment.yaml");
 }
 
 export interface AgentOptions {
