@@ -15,7 +15,7 @@
 // DaemonSet of that tree says which NODE_OPTIONS / NODE_COMPILE_CACHE the agent runs with.
 // Prints a table next to the targets and writes every figure as JSON (--out).
 
-import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -28,6 +28,7 @@ import {
   diffTrees,
   fmtBytes,
   fmtMiB,
+  MemoryCgroup,
   procStats,
   repoRoot,
   shippedAgent,
@@ -123,7 +124,7 @@ export async function runAgentBenchmark(options: {
   const p0 = publish(world.objects, TARGET, undefined);
   log(`starting a control plane in ${dir}`);
   const cluster = await startBenchCluster(path.join(dir, "cp"), tree);
-  let cgroup: string | undefined;
+  let cgroup: MemoryCgroup | undefined;
   const agents: AgentProcess[] = [];
   try {
     await cluster.applyLayers(layerChanges(undefined, p0));
@@ -133,9 +134,7 @@ export async function runAgentBenchmark(options: {
     if (options.cgroup) {
       if (shipped.memoryLimitBytes === undefined)
         throw new BenchError("the DaemonSet sets no limit");
-      cgroup = `/sys/fs/cgroup/memory/imagepolicy-bench-agent-${process.pid}`;
-      await mkdir(cgroup);
-      await writeFile(path.join(cgroup, "memory.limit_in_bytes"), String(shipped.memoryLimitBytes));
+      cgroup = await MemoryCgroup.create("imagepolicy-bench-agent", shipped.memoryLimitBytes);
     }
     const start = (): AgentProcess => {
       const a = startAgent({
@@ -261,13 +260,10 @@ export async function runAgentBenchmark(options: {
 
     let cg: AgentFigures["cgroup"];
     if (cgroup !== undefined) {
-      const num = async (f: string): Promise<number> =>
-        Number((await readFile(path.join(cgroup ?? "", f), "utf8")).trim());
-      const oom = await readFile(path.join(cgroup, "memory.oom_control"), "utf8");
       cg = {
-        maxUsageBytes: await num("memory.max_usage_in_bytes"),
-        failcnt: await num("memory.failcnt"),
-        oomKills: Number(/oom_kill (\d+)/.exec(oom)?.[1] ?? "0"),
+        maxUsageBytes: await cgroup.maxUsageBytes(),
+        failcnt: await cgroup.failcnt(),
+        oomKills: await cgroup.oomKills(),
       };
     }
     if (!agent.running()) throw new BenchError(`the agent died: ${await context()}`);
@@ -289,7 +285,7 @@ export async function runAgentBenchmark(options: {
   } finally {
     for (const a of agents) await a.stop("SIGTERM");
     await cluster.stop();
-    if (cgroup !== undefined) await rmdir(cgroup).catch(() => undefined);
+    await cgroup?.remove();
   }
 }
 

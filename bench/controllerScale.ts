@@ -25,7 +25,7 @@
 
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { Agent, request } from "node:https";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -37,7 +37,7 @@ import { startControlPlane } from "../test/support/controlPlane.ts";
 import { freePort } from "../test/support/operatorProcess.ts";
 import { waitFor } from "../test/support/waitFor.ts";
 import { BenchError, generateFixture, Rng } from "./fixture.ts";
-import { shippedController } from "./harness.ts";
+import { MemoryCgroup, shippedController } from "./harness.ts";
 import { ROLLOUT_BACKOFF_MS, ROLLOUT_MAX_BACKOFF_MS } from "../src/controller/controller.ts";
 
 const repo = path.resolve(import.meta.dirname, "..");
@@ -49,7 +49,7 @@ const REVISION = "imagepolicy.dev/revision";
 const NOT_ENFORCING = 0.01;
 
 /** Targets (docs/scale.md, "Controller"). The ip phase's status work is bounded per object of
- * the changed layer instead (ipStatusBound): 50 is what it may cost besides that. */
+ * the changed layer instead (ipBound in main): 50 is what it may cost besides that. */
 const TARGETS = {
   cip: { statusReconciles: 1_000, statusWrites: 1_000, cpuSeconds: 15, settleSeconds: 10 },
   ip: { statusReconciles: 50, statusWrites: 50, cpuSeconds: 5, settleSeconds: 10 },
@@ -225,14 +225,11 @@ function startController(
   metricsPort: number,
   health: number,
   env: Readonly<Record<string, string>>,
-  cgroup: string | undefined,
+  cgroup: MemoryCgroup | undefined,
 ): Proc {
   const node = path.join(CONTROLLER_ROOT, "node_modules/.bin/node");
   const main = path.join(CONTROLLER_ROOT, "src/cli/main.ts");
   const fd = openSync(logPath, "a");
-  // With a cgroup, a shell joins it and then execs (same PID): charged from its first byte.
-  const join =
-    cgroup === undefined ? [] : ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup];
   const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
   if (env["NODE_OPTIONS"] === undefined) delete childEnv["NODE_OPTIONS"];
   // The Deployment's flags (config/manager/deployment.yaml), addresses on loopback.
@@ -242,7 +239,7 @@ function startController(
       "--pdeathsig",
       "SIGKILL",
       "--",
-      ...join,
+      ...(cgroup?.joinArgs() ?? []),
       node,
       main,
       "controller",
@@ -289,22 +286,6 @@ async function memory(pid: number): Promise<{ rssMiB: number; hwmMiB: number }> 
   const kb = (field: string): number =>
     Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status)?.[1] ?? NaN);
   return { rssMiB: kb("VmRSS") / 1024, hwmMiB: kb("VmHWM") / 1024 };
-}
-
-/** A cgroup v1 memory cgroup with the Deployment's limit (--cgroup). */
-interface MemoryCgroup {
-  readonly dir: string;
-  readonly limitBytes: number;
-}
-
-async function cgroupNumber(cg: MemoryCgroup, file: string): Promise<number> {
-  return Number((await readFile(path.join(cg.dir, file), "utf8")).trim());
-}
-
-/** OOM kills in the cgroup so far (memory.oom_control's oom_kill). */
-async function oomKills(cg: MemoryCgroup): Promise<number> {
-  const text = await readFile(path.join(cg.dir, "memory.oom_control"), "utf8");
-  return Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
 }
 
 /** Resets VmHWM to the current RSS (proc(5), clear_refs value 5). */
@@ -607,20 +588,15 @@ async function main(): Promise<void> {
   log(`NODE_OPTIONS=${env["NODE_OPTIONS"] ?? "(none)"}; Deployment memory limit ${limitMiB} MiB`);
   let cgroup: MemoryCgroup | undefined;
   if (values.cgroup) {
-    cgroup = {
-      dir: `/sys/fs/cgroup/memory/imagepolicy-bench-controller-${String(process.pid)}`,
-      limitBytes,
-    };
-    await mkdir(cgroup.dir);
-    await writeFile(path.join(cgroup.dir, "memory.limit_in_bytes"), String(limitBytes));
+    cgroup = await MemoryCgroup.create("imagepolicy-bench-controller", limitBytes);
     log(`controller in cgroup ${cgroup.dir} (limit ${limitMiB} MiB)`);
   }
   const launch = (logPath: string, metricsPort: number, healthPort: number, kc: string): Proc =>
-    startController(kc, logPath, metricsPort, healthPort, env, cgroup?.dir);
+    startController(kc, logPath, metricsPort, healthPort, env, cgroup);
   /** `work`, failing as soon as the controller exits (an OOM kill under --cgroup). */
   const alive = async <T>(c: Proc, work: Promise<T>): Promise<T> => {
     const died = c.exited.then(async (code) => {
-      const kills = cgroup === undefined ? 0 : await oomKills(cgroup);
+      const kills = (await cgroup?.oomKills()) ?? 0;
       throw new BenchError(
         `the controller exited (code ${String(code)})` +
           (kills > 0 ? `: OOM-killed in its ${String(limitMiB)} MiB cgroup` : ""),
@@ -739,9 +715,7 @@ async function main(): Promise<void> {
 
     const results: PhaseResult[] = [];
     const cgroupPeak = async (): Promise<number | undefined> =>
-      cgroup === undefined
-        ? undefined
-        : (await cgroupNumber(cgroup, "memory.max_usage_in_bytes")) / 1024 ** 2;
+      cgroup === undefined ? undefined : (await cgroup.maxUsageBytes()) / 1024 ** 2;
     const phase = async (
       name: string,
       change: () => Promise<Layers>,
@@ -751,8 +725,7 @@ async function main(): Promise<void> {
       if (c === undefined) throw new BenchError("no controller");
       log(`phase ${name}`);
       await resetPeak(c.pid);
-      if (cgroup !== undefined)
-        await writeFile(path.join(cgroup.dir, "memory.max_usage_in_bytes"), "0");
+      await cgroup?.resetMaxUsage();
       const before = await counters(c.metricsPort);
       const cpu0 = await cpuSeconds(c.pid);
       const t0 = performance.now();
@@ -790,8 +763,7 @@ async function main(): Promise<void> {
     await controller.stop();
     [metricsPort, healthPort] = await ports();
     {
-      if (cgroup !== undefined)
-        await writeFile(path.join(cgroup.dir, "memory.max_usage_in_bytes"), "0");
+      await cgroup?.resetMaxUsage();
       const t0 = performance.now();
       controller = launch(logPath, metricsPort, healthPort, kubeconfig);
       const c = controller;
@@ -985,7 +957,7 @@ async function main(): Promise<void> {
       `peak RSS ${peak.toFixed(0)} MiB over every phase (target <= the Deployment's limit, ${String(limitMiB)}) ${verdict(peak <= limitMiB)}; RSS at the end ${overall.rssMiB.toFixed(0)} MiB; NODE_OPTIONS=${env["NODE_OPTIONS"] ?? "(none)"}`,
     );
     if (cgroup !== undefined) {
-      const kills = await oomKills(cgroup);
+      const kills = await cgroup.oomKills();
       lines.push(
         `in a ${String(limitMiB)} MiB memory cgroup: ${String(kills)} OOM kills (target 0) ${verdict(kills === 0)}; cgroup peak ${Math.max(...results.map((r) => r.cgroupPeakMiB ?? 0)).toFixed(0)} MiB over every phase`,
       );
@@ -1002,7 +974,7 @@ async function main(): Promise<void> {
     throw new BenchError(`the benchmark failed; controller log tail:\n${tail}`, { cause: err });
   } finally {
     await controller?.stop();
-    if (cgroup !== undefined) await rmdir(cgroup.dir).catch(() => undefined);
+    await cgroup?.remove();
     api.destroy();
     await cp.stop();
     if (!values.keep) await rm(dir, { recursive: true, force: true });

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readFileSync } from "node:fs";
-import { lstat, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { parse as parseYaml } from "yaml";
@@ -267,6 +267,58 @@ export function shippedController(tree: string): Promise<ShippedContainer> {
   return shippedContainer(tree, "config/manager/deployment.yaml");
 }
 
+/** A cgroup v1 memory cgroup a benchmark runs a process in, limited as the manifests limit it. */
+export class MemoryCgroup {
+  readonly dir: string;
+
+  private constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** /sys/fs/cgroup/memory/<name>-<this process's pid>, limited to `limitBytes`. */
+  static async create(name: string, limitBytes: number): Promise<MemoryCgroup> {
+    const cg = new MemoryCgroup(`/sys/fs/cgroup/memory/${name}-${String(process.pid)}`);
+    await mkdir(cg.dir);
+    await writeFile(path.join(cg.dir, "memory.limit_in_bytes"), String(limitBytes));
+    return cg;
+  }
+
+  /** A command prefix: a shell joins the cgroup, then execs the command after it (same PID), so
+   * the process is charged from its first byte. */
+  joinArgs(): string[] {
+    return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.dir];
+  }
+
+  async #number(file: string): Promise<number> {
+    return Number((await readFile(path.join(this.dir, file), "utf8")).trim());
+  }
+
+  /** The peak usage since creation or the last resetMaxUsage(), page cache included. */
+  maxUsageBytes(): Promise<number> {
+    return this.#number("memory.max_usage_in_bytes");
+  }
+
+  async resetMaxUsage(): Promise<void> {
+    await writeFile(path.join(this.dir, "memory.max_usage_in_bytes"), "0");
+  }
+
+  /** How often usage hit the limit. */
+  failcnt(): Promise<number> {
+    return this.#number("memory.failcnt");
+  }
+
+  /** OOM kills in the cgroup so far (memory.oom_control's oom_kill). */
+  async oomKills(): Promise<number> {
+    const text = await readFile(path.join(this.dir, "memory.oom_control"), "utf8");
+    return Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
+  }
+
+  /** Removes the cgroup (once its processes are gone). */
+  async remove(): Promise<void> {
+    await rmdir(this.dir).catch(() => undefined);
+  }
+}
+
 export interface AgentOptions {
   /** Source tree whose src/cli/main.ts runs (a checkout of another commit for "before"). */
   readonly tree: string;
@@ -276,8 +328,8 @@ export interface AgentOptions {
   readonly root: string;
   readonly logPath: string;
   readonly env?: Readonly<Record<string, string>>;
-  /** A cgroup v1 memory cgroup directory the process joins before it starts. */
-  readonly cgroup?: string;
+  /** A memory cgroup the process joins before it starts. */
+  readonly cgroup?: MemoryCgroup;
   readonly extraArgs?: readonly string[];
 }
 
@@ -337,7 +389,7 @@ function startProcess(
   o: {
     readonly logPath: string;
     readonly env?: Readonly<Record<string, string>>;
-    readonly cgroup?: string;
+    readonly cgroup?: MemoryCgroup;
     readonly node?: string;
   },
 ): AgentProcess {
@@ -349,30 +401,12 @@ function startProcess(
   if (o.env?.["NODE_OPTIONS"] !== undefined) env["NODE_OPTIONS"] = o.env["NODE_OPTIONS"];
   let child: ChildProcess;
   try {
-    // setpriv --pdeathsig: the kernel kills the agent if the benchmark dies first. With a cgroup,
-    // a shell joins it and then execs (same PID), so the agent is charged from its first byte.
-    child =
-      o.cgroup === undefined
-        ? spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", nodeBinary, ...args], {
-            cwd: tree,
-            env,
-            stdio: ["ignore", fd, fd],
-          })
-        : spawn(
-            "setpriv",
-            [
-              "--pdeathsig",
-              "SIGKILL",
-              "--",
-              "sh",
-              "-c",
-              'echo $$ > "$0/cgroup.procs" && exec "$@"',
-              o.cgroup,
-              nodeBinary,
-              ...args,
-            ],
-            { cwd: tree, env, stdio: ["ignore", fd, fd] },
-          );
+    // setpriv --pdeathsig: the kernel kills the agent if the benchmark dies first.
+    child = spawn(
+      "setpriv",
+      ["--pdeathsig", "SIGKILL", "--", ...(o.cgroup?.joinArgs() ?? []), nodeBinary, ...args],
+      { cwd: tree, env, stdio: ["ignore", fd, fd] },
+    );
   } finally {
     closeSync(fd);
   }
