@@ -16,8 +16,7 @@
 //   rolling out gets its progress written with backoff (5 s, 10 s, ... 60 s), while a new
 //   revision and the end of a rollout are written at once.
 // - "status/<ref>": compute that object's status from the last plan and snapshot, and patch it
-//   when it changed (guarded by resourceVersion). Up to STATUS_CONCURRENCY run at once; the
-//   layers and rollout keys run alone.
+//   when it changed (guarded by resourceVersion).
 // Only the leader runs workers; every replica keeps its caches warm so a new leader starts at once.
 //
 // Secrets are not an informer of the whole cluster: the layers key watches exactly the Secrets
@@ -119,11 +118,6 @@ export const ROLLOUT_MIN_INTERVAL_MS = 1_000;
  * write up to ROLLOUT_MAX_BACKOFF_MS, reset by a new revision or the end of a rollout. */
 export const ROLLOUT_BACKOFF_MS = 5_000;
 export const ROLLOUT_MAX_BACKOFF_MS = 60_000;
-
-/** Status writes in flight at once. The end of a rollout rewrites the status of every object of
- * the layer (200 ClusterImagePolicies with the large fixture); one at a time, each waits for the
- * API server's round trip and etcd's commit (docs/scale.md, "Controller"). */
-export const STATUS_CONCURRENCY = 4;
 
 /** What an object's status reads of its layer's rollout, and whether it is over. */
 interface LayerProgress {
@@ -279,57 +273,36 @@ export class Controller {
     return this.#secrets.size;
   }
 
-  /** Processes keys until `signal` aborts (leadership lost) or the queue shuts down. Status keys
-   * run up to STATUS_CONCURRENCY at once (each is one object's status write, guarded by its
-   * resourceVersion); a layers or rollout key waits until none is in flight and runs alone, so
-   * the plan and the node snapshot never change under a status being computed. */
+  /** Processes keys until `signal` aborts (leadership lost) or the queue shuts down. */
   async runWorker(signal: AbortSignal): Promise<void> {
-    const { queue } = this.#d;
-    queue.add(LAYERS_KEY);
-    const inFlight = new Set<Promise<void>>();
-    try {
-      for (;;) {
-        const key = await queue.get();
-        if (key === undefined) return;
-        if (signal.aborted) {
-          // Not the leader any more: leave the key for the next leader's worker.
-          queue.done(key);
-          queue.add(key);
-          return;
-        }
-        if (!key.startsWith(STATUS_PREFIX)) {
-          await Promise.all(inFlight);
-          await this.#process(key);
-          continue;
-        }
-        const run: Promise<void> = this.#process(key).finally(() => inFlight.delete(run));
-        inFlight.add(run);
-        if (inFlight.size >= STATUS_CONCURRENCY) await Promise.race(inFlight);
-      }
-    } finally {
-      await Promise.all(inFlight);
-    }
-  }
-
-  /** One key: reconciled, counted, and retried with backoff on failure (never throws). */
-  async #process(key: string): Promise<void> {
     const { queue, metrics, logger } = this.#d;
-    const kind = key === LAYERS_KEY ? "layers" : key === ROLLOUT_KEY ? "rollout" : "status";
-    const end = metrics.reconcileDuration.startTimer({ kind });
-    try {
-      await this.reconcile(key);
-      queue.forget(key);
-      metrics.reconciles.inc({ kind, result: "success" });
-    } catch (err) {
-      metrics.reconciles.inc({ kind, result: "error" });
-      metrics.reconcileErrors.inc({ kind });
-      // A 409 is a status computed from a cache that had not yet seen the last write: retry.
-      if (isConflict(err)) logger.debug({ key }, "conflict; retrying");
-      else logger.warn({ err, key, failures: queue.failures(key) }, "reconcile failed; retrying");
-      queue.addRateLimited(key);
-    } finally {
-      end();
-      queue.done(key);
+    queue.add(LAYERS_KEY);
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      if (signal.aborted) {
+        // Not the leader any more: leave the key for the next leader's worker.
+        queue.done(key);
+        queue.add(key);
+        return;
+      }
+      const kind = key === LAYERS_KEY ? "layers" : key === ROLLOUT_KEY ? "rollout" : "status";
+      const end = metrics.reconcileDuration.startTimer({ kind });
+      try {
+        await this.reconcile(key);
+        queue.forget(key);
+        metrics.reconciles.inc({ kind, result: "success" });
+      } catch (err) {
+        metrics.reconciles.inc({ kind, result: "error" });
+        metrics.reconcileErrors.inc({ kind });
+        // A 409 is a status computed from a cache that had not yet seen the last write: retry.
+        if (isConflict(err)) logger.debug({ key }, "conflict; retrying");
+        else logger.warn({ err, key, failures: queue.failures(key) }, "reconcile failed; retrying");
+        queue.addRateLimited(key);
+      } finally {
+        end();
+        queue.done(key);
+      }
     }
   }
 
