@@ -12,9 +12,10 @@
 // - "rollout": rebuild the node snapshot (Fleet) from the caches and compare each layer's rollout
 //   (revision, publication error, node counts) with the one its objects last got; queue the
 //   status of the objects of each layer whose rollout changed. Node reports arrive by thousands
-//   during a rollout: they only schedule this key, at most once a second, and a layer still
-//   rolling out gets its progress written with backoff (5 s, 10 s, ... 60 s), while a new
-//   revision and the end of a rollout are written at once.
+//   during a rollout: they only schedule this key, at most once a second. A new revision and
+//   the end of a rollout are written at once; in between, progress when the applied share
+//   enters the next quarter (with backoff: 5 s, 10 s, ... 60 s) or once the counts stood still
+//   for 30 s: at most five writes per object per rollout.
 // - "status/<ref>": compute that object's status from the last plan and snapshot, and patch it
 //   when it changed (guarded by resourceVersion).
 // Only the leader runs workers; every replica keeps its caches warm so a new leader starts at once.
@@ -118,6 +119,15 @@ export const ROLLOUT_MIN_INTERVAL_MS = 1_000;
  * write up to ROLLOUT_MAX_BACKOFF_MS, reset by a new revision or the end of a rollout. */
 export const ROLLOUT_BACKOFF_MS = 5_000;
 export const ROLLOUT_MAX_BACKOFF_MS = 60_000;
+/** While a layer rolls out, its objects get their progress written only when the share of CRI-O
+ * nodes that applied it enters a new step (quarters): at most ROLLOUT_PROGRESS_STEPS + 1 writes
+ * per object per rollout (its start, three steps, its end) however long it lasts and however many
+ * nodes report. Written per minute instead, a 12-minute rollout of the cluster layer cost its 200
+ * objects ~14 writes each (docs/scale.md). */
+export const ROLLOUT_PROGRESS_STEPS = 4;
+/** A rollout whose counts stopped changing within a step gets them written once they have been
+ * still this long: no status stays behind the reports. */
+export const ROLLOUT_QUIET_MS = 30_000;
 
 /** What an object's status reads of its layer's rollout, and whether it is over. */
 interface LayerProgress {
@@ -125,14 +135,23 @@ interface LayerProgress {
   readonly view: string;
   readonly revision: string;
   readonly settled: boolean;
+  /** Which of the ROLLOUT_PROGRESS_STEPS the applied share is in. */
+  readonly step: number;
 }
 
 /** The rollout its objects last got, per layer ("" = cluster). */
 interface LayerWritten {
   readonly view: string;
   readonly revision: string;
+  readonly step: number;
   readonly at: number;
   readonly backoffMs: number;
+}
+
+/** A layer's rollout as the last round saw it, and since when unchanged. */
+interface LayerSeen {
+  readonly view: string;
+  readonly since: number;
 }
 
 export class Controller {
@@ -154,6 +173,7 @@ export class Controller {
   /** A Node or a report changed since the last rollout round. */
   #fleetDirty = false;
   readonly #written = new Map<string, LayerWritten>();
+  readonly #seen = new Map<string, LayerSeen>();
   /** The resourceVersion each status patch produced, by refKey: events carrying it are ours. */
   readonly #ownWrites = new Map<string, string>();
 
@@ -490,18 +510,30 @@ export class Controller {
       const ref = this.#layerRef(layer);
       if (ref === undefined) continue;
       const progress = layerProgress(this.#fleet, ref);
+      let seen = this.#seen.get(layer);
+      if (seen?.view !== progress.view) {
+        seen = { view: progress.view, since: now };
+        this.#seen.set(layer, seen);
+      }
       const written = this.#written.get(layer);
       if (written?.view === progress.view) continue;
       const immediate =
         written === undefined || progress.settled || written.revision !== progress.revision;
-      const due = written === undefined ? now : written.at + written.backoffMs;
-      if (!immediate && now < due) {
-        later = Math.min(later ?? due, due);
-        continue;
+      if (!immediate) {
+        // Still rolling out: a new step once the backoff allows; within a step, only counts
+        // that stopped changing (a stalled rollout).
+        const due = written.at + written.backoffMs;
+        const wake =
+          progress.step !== written.step ? due : Math.max(due, seen.since + ROLLOUT_QUIET_MS);
+        if (now < wake) {
+          later = Math.min(later ?? wake, wake);
+          continue;
+        }
       }
       this.#written.set(layer, {
         view: progress.view,
         revision: progress.revision,
+        step: progress.step,
         at: now,
         backoffMs: immediate
           ? ROLLOUT_BACKOFF_MS
@@ -509,8 +541,8 @@ export class Controller {
       });
       for (const key of keys) queue.add(`${STATUS_PREFIX}${key}`);
     }
-    for (const layer of this.#written.keys()) {
-      if (!members.has(layer)) this.#written.delete(layer);
+    for (const layers of [this.#written, this.#seen]) {
+      for (const layer of layers.keys()) if (!members.has(layer)) layers.delete(layer);
     }
     // A layer whose progress waits is looked at again when its wait is over.
     if (later !== undefined) queue.addAfter(ROLLOUT_KEY, later - now);
@@ -648,6 +680,10 @@ function layerProgress(fleet: Fleet, layer: LayerRef): LayerProgress {
     }),
     revision: layer.revision,
     settled: layer.publishError !== undefined || t.crioApplied === fleet.crio,
+    step:
+      fleet.crio === 0
+        ? ROLLOUT_PROGRESS_STEPS
+        : Math.floor((ROLLOUT_PROGRESS_STEPS * t.crioApplied) / fleet.crio),
   };
 }
 

@@ -8,7 +8,12 @@
 
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { refKey } from "../../../src/api/types.ts";
-import { LAYERS_KEY, ROLLOUT_KEY } from "../../../src/controller/controller.ts";
+import {
+  LAYERS_KEY,
+  ROLLOUT_KEY,
+  ROLLOUT_PROGRESS_STEPS,
+  ROLLOUT_QUIET_MS,
+} from "../../../src/controller/controller.ts";
 import type { KubeObject } from "../../../src/kube/objects.ts";
 import {
   CLUSTER_LAYER_NAME,
@@ -349,5 +354,70 @@ describe("Controller rollout rounds", () => {
     expect(last.get(TEAM_KEY)?.status.rollout?.display).toBe(`${count("team")}/4`);
     // Bounded: far fewer writes than one per object per report.
     expect(walkWrites).toBeLessThan(200 * STATUS_KEYS.length);
+  });
+});
+
+describe("Controller rollout progress over many nodes", () => {
+  const NAMES = Array.from({ length: 40 }, (_, i) => `n-${String(i).padStart(2, "0")}`);
+  const clusterReport = (name: string, cluster: string): KubeObject => ({
+    apiVersion: "imagepolicy.dev/v1alpha1",
+    kind: "ImagePolicyNodeStatus",
+    metadata: { name, resourceVersion: nextRv() },
+    status: { runtime: "cri-o", enforcing: true, appliedRevisions: { "cluster.json": cluster } },
+  });
+
+  it("writes a long rollout's progress once per quarter, a stalled one's counts once still", async () => {
+    const f = await fakeController({
+      items: {
+        clusterImagePolicies: [
+          withMeta(cip("a", withScopes("a.example.com"))),
+          withMeta(cip("b", withScopes("b.example.com"))),
+        ],
+        nodes: NAMES.map(node),
+      },
+    });
+    running.push(f);
+    await f.drain();
+    expect(displays(f)).toEqual(allAt("0/40", CIP_KEYS));
+    const cluster = revisionOf(f, CLUSTER_LAYER_NAME);
+    const before = f.client.statusWrites.length;
+
+    // 33 nodes apply the layer, one every 4 s: 132 s, over which the backoff alone (5 s doubling
+    // to 60 s) would allow six writes per object. Written: entering 1/4, 2/4 and 3/4 only.
+    for (const name of NAMES.slice(0, 33)) {
+      f.sources.nodeStatuses.emit({ type: "ADDED", object: clusterReport(name, cluster) });
+      await f.clock.advance(4_000);
+      await f.drain();
+    }
+    expect(displays(f, before)).toEqual([
+      ...allAt("10/40", CIP_KEYS),
+      ...allAt("20/40", CIP_KEYS),
+      ...allAt("30/40", CIP_KEYS),
+    ]);
+
+    // The reports stop within the last step: the counts are written once they have been still
+    // for ROLLOUT_QUIET_MS since the round that saw them last (the last drain), then nothing more.
+    const stalled = f.client.statusWrites.length;
+    await f.clock.advance(ROLLOUT_QUIET_MS - 1);
+    expect(await f.drain()).toEqual([]);
+    await f.clock.advance(1);
+    expect(await f.drain()).toEqual([ROLLOUT_KEY, ...CIP_KEYS]);
+    expect(displays(f, stalled)).toEqual(allAt("33/40", CIP_KEYS));
+    await f.clock.advance(120_000);
+    expect(await f.drain()).toEqual([]);
+    expect(f.clock.pendingTimers).toBe(0);
+
+    // The rest at once: the end is written at once.
+    const end = f.client.statusWrites.length;
+    for (const name of NAMES.slice(33)) {
+      f.sources.nodeStatuses.emit({ type: "ADDED", object: clusterReport(name, cluster) });
+    }
+    await f.clock.advance(1_000);
+    await f.drain();
+    expect(displays(f, end)).toEqual(allAt("40/40", CIP_KEYS));
+    // Per object: ROLLOUT_PROGRESS_STEPS + 1 writes after the first, however long it took.
+    expect(f.client.statusWrites.length - before).toBe(
+      (ROLLOUT_PROGRESS_STEPS + 1) * CIP_KEYS.length,
+    );
   });
 });
