@@ -17,7 +17,8 @@
 //   enters the next quarter (with backoff: 5 s, 10 s, ... 60 s) or once the counts stood still
 //   for 30 s: at most five writes per object per rollout.
 // - "status/<ref>": compute that object's status from the last plan and snapshot, and patch it
-//   when it changed (guarded by resourceVersion).
+//   when it changed (guarded by resourceVersion). Up to STATUS_CONCURRENCY run at once; the
+//   layers and rollout keys run alone.
 // Only the leader runs workers; every replica keeps its caches warm so a new leader starts at once.
 //
 // Secrets are not an informer of the whole cluster: the layers key watches exactly the Secrets
@@ -128,6 +129,11 @@ export const ROLLOUT_PROGRESS_STEPS = 4;
 /** A rollout whose counts stopped changing within a step gets them written once they have been
  * still this long: no status stays behind the reports. */
 export const ROLLOUT_QUIET_MS = 30_000;
+
+/** Status writes in flight at once. The end of a rollout rewrites the status of every object of
+ * the layer (200 ClusterImagePolicies with the large fixture); one at a time, each waits for the
+ * API server's round trip and etcd's commit (docs/scale.md, "Controller"). */
+export const STATUS_CONCURRENCY = 4;
 
 /** What an object's status reads of its layer's rollout, and whether it is over. */
 interface LayerProgress {
@@ -293,36 +299,57 @@ export class Controller {
     return this.#secrets.size;
   }
 
-  /** Processes keys until `signal` aborts (leadership lost) or the queue shuts down. */
+  /** Processes keys until `signal` aborts (leadership lost) or the queue shuts down. Status keys
+   * run up to STATUS_CONCURRENCY at once (each is one object's status write, guarded by its
+   * resourceVersion); a layers or rollout key waits until none is in flight and runs alone, so
+   * the plan and the node snapshot never change under a status being computed. */
   async runWorker(signal: AbortSignal): Promise<void> {
-    const { queue, metrics, logger } = this.#d;
+    const { queue } = this.#d;
     queue.add(LAYERS_KEY);
-    for (;;) {
-      const key = await queue.get();
-      if (key === undefined) return;
-      if (signal.aborted) {
-        // Not the leader any more: leave the key for the next leader's worker.
-        queue.done(key);
-        queue.add(key);
-        return;
+    const inFlight = new Set<Promise<void>>();
+    try {
+      for (;;) {
+        const key = await queue.get();
+        if (key === undefined) return;
+        if (signal.aborted) {
+          // Not the leader any more: leave the key for the next leader's worker.
+          queue.done(key);
+          queue.add(key);
+          return;
+        }
+        if (!key.startsWith(STATUS_PREFIX)) {
+          await Promise.all(inFlight);
+          await this.#process(key);
+          continue;
+        }
+        const run: Promise<void> = this.#process(key).finally(() => inFlight.delete(run));
+        inFlight.add(run);
+        if (inFlight.size >= STATUS_CONCURRENCY) await Promise.race(inFlight);
       }
-      const kind = key === LAYERS_KEY ? "layers" : key === ROLLOUT_KEY ? "rollout" : "status";
-      const end = metrics.reconcileDuration.startTimer({ kind });
-      try {
-        await this.reconcile(key);
-        queue.forget(key);
-        metrics.reconciles.inc({ kind, result: "success" });
-      } catch (err) {
-        metrics.reconciles.inc({ kind, result: "error" });
-        metrics.reconcileErrors.inc({ kind });
-        // A 409 is a status computed from a cache that had not yet seen the last write: retry.
-        if (isConflict(err)) logger.debug({ key }, "conflict; retrying");
-        else logger.warn({ err, key, failures: queue.failures(key) }, "reconcile failed; retrying");
-        queue.addRateLimited(key);
-      } finally {
-        end();
-        queue.done(key);
-      }
+    } finally {
+      await Promise.all(inFlight);
+    }
+  }
+
+  /** One key: reconciled, counted, and retried with backoff on failure (never throws). */
+  async #process(key: string): Promise<void> {
+    const { queue, metrics, logger } = this.#d;
+    const kind = key === LAYERS_KEY ? "layers" : key === ROLLOUT_KEY ? "rollout" : "status";
+    const end = metrics.reconcileDuration.startTimer({ kind });
+    try {
+      await this.reconcile(key);
+      queue.forget(key);
+      metrics.reconciles.inc({ kind, result: "success" });
+    } catch (err) {
+      metrics.reconciles.inc({ kind, result: "error" });
+      metrics.reconcileErrors.inc({ kind });
+      // A 409 is a status computed from a cache that had not yet seen the last write: retry.
+      if (isConflict(err)) logger.debug({ key }, "conflict; retrying");
+      else logger.warn({ err, key, failures: queue.failures(key) }, "reconcile failed; retrying");
+      queue.addRateLimited(key);
+    } finally {
+      end();
+      queue.done(key);
     }
   }
 

@@ -92,7 +92,28 @@ export class RecordingClient implements ControllerApi, EventSink {
     return Promise.resolve({ ...obj.metadata, resourceVersion: this.#nextVersion() });
   }
 
-  patchStatus(_resource: Resource, ref: ObjectAddress, status: unknown): Promise<AppliedObject> {
+  /** When set, each status write waits for this promise before it is recorded (a slow API
+   * server); `statusInFlight` counts the writes waiting. */
+  hold: Promise<void> | undefined;
+  statusInFlight = 0;
+
+  async patchStatus(
+    resource: Resource,
+    ref: ObjectAddress,
+    status: unknown,
+  ): Promise<AppliedObject> {
+    if (this.hold !== undefined) {
+      this.statusInFlight += 1;
+      try {
+        await this.hold;
+      } finally {
+        this.statusInFlight -= 1;
+      }
+    }
+    return this.#recordStatus(resource, ref, status);
+  }
+
+  #recordStatus(_resource: Resource, ref: ObjectAddress, status: unknown): Promise<AppliedObject> {
     const key = refKey(policyRef(ref.name, ref.namespace));
     const resourceVersion = this.#nextVersion();
     // The controller passes the PolicyStatus it computed (desiredStatus); nothing was parsed.
