@@ -21,7 +21,7 @@ import {
   REVISION_ANNOTATION,
 } from "../../../src/layerConfigMap.ts";
 import { cip, ip, withScopes } from "../../support/builders.ts";
-import { FakeError, fakeController, type FakeController } from "./fakes.ts";
+import { FakeError, fakeController, type FakeController, withMeta } from "./fakes.ts";
 
 const NODES = ["node-1", "node-2", "node-3", "node-4"] as const;
 type NodeName = (typeof NODES)[number];
@@ -35,11 +35,6 @@ const OLD = "0000000000000000";
 
 let rv = 100;
 const nextRv = (): string => String(rv++);
-
-function withMeta(o: KubeObject): KubeObject {
-  const rvNow = nextRv();
-  return { ...o, metadata: { ...o.metadata, uid: `uid-${rvNow}`, resourceVersion: rvNow } };
-}
 
 function node(name: string): KubeObject {
   return {

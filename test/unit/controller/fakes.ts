@@ -74,6 +74,15 @@ export interface StatusWrite {
   readonly resourceVersion: string;
 }
 
+let objectVersion = 0;
+
+/** `o` as the API server would list it: with a uid and a resourceVersion of its own. */
+export function withMeta(o: KubeObject): KubeObject {
+  objectVersion += 1;
+  const v = `m${String(objectVersion)}`;
+  return { ...o, metadata: { ...o.metadata, uid: `uid-${v}`, resourceVersion: v } };
+}
+
 /** Records writes instead of sending them: the controller's API (src/controller/api.ts). */
 export class RecordingClient implements ControllerApi, EventSink {
   readonly applied: KubeObject[] = [];
@@ -98,7 +107,7 @@ export class RecordingClient implements ControllerApi, EventSink {
   statusInFlight = 0;
 
   async patchStatus(
-    resource: Resource,
+    _resource: Resource,
     ref: ObjectAddress,
     status: unknown,
   ): Promise<AppliedObject> {
@@ -110,20 +119,16 @@ export class RecordingClient implements ControllerApi, EventSink {
         this.statusInFlight -= 1;
       }
     }
-    return this.#recordStatus(resource, ref, status);
-  }
-
-  #recordStatus(_resource: Resource, ref: ObjectAddress, status: unknown): Promise<AppliedObject> {
     const key = refKey(policyRef(ref.name, ref.namespace));
     const resourceVersion = this.#nextVersion();
     // The controller passes the PolicyStatus it computed (desiredStatus); nothing was parsed.
     const written = status as PolicyStatus;
     this.statusWrites.push({ key, status: written, at: this.#clock.now(), resourceVersion });
-    return Promise.resolve({
+    return {
       name: ref.name,
       ...(ref.namespace === undefined ? {} : { namespace: ref.namespace }),
       resourceVersion,
-    });
+    };
   }
 
   delete(_resource: Resource, ref: ObjectAddress): Promise<boolean> {

@@ -6,19 +6,14 @@
 import { afterEach, expect, it } from "vitest";
 import { refKey } from "../../../src/api/types.ts";
 import { LAYERS_KEY, STATUS_CONCURRENCY } from "../../../src/controller/controller.ts";
-import type { KubeObject } from "../../../src/kube/objects.ts";
 import { cip, withScopes } from "../../support/builders.ts";
-import { fakeController, type FakeController } from "./fakes.ts";
+import { fakeController, type FakeController, withMeta } from "./fakes.ts";
 
 const POLICIES = 10;
 const running: FakeController[] = [];
 afterEach(async () => {
   for (const f of running.splice(0)) await f.stop();
 });
-
-function withMeta(o: KubeObject, i: number): KubeObject {
-  return { ...o, metadata: { ...o.metadata, uid: `uid-${i}`, resourceVersion: String(100 + i) } };
-}
 
 /** Lets the event loop run until `done` holds (the worker runs on real promises). */
 async function until(done: () => boolean): Promise<void> {
@@ -30,7 +25,7 @@ it("writes statuses a few at a time and runs the layers key alone", async () => 
   const f = await fakeController({
     items: {
       clusterImagePolicies: Array.from({ length: POLICIES }, (_, i) =>
-        withMeta(cip(`p${i}`, withScopes(`r${i}.example.com`)), i),
+        withMeta(cip(`p${i}`, withScopes(`r${i}.example.com`))),
       ),
     },
   });
