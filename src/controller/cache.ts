@@ -49,6 +49,15 @@ function field(o: unknown, key: string): unknown {
   return r === undefined ? undefined : Reflect.get(r, key);
 }
 
+/** Maps compared by entries before one is hashed (intern). */
+const RECENT_PER_SHAPE = 4;
+
+/** `a` (all strings) and `b` (a shared map of as many entries) hold the same entries. */
+function sameEntries(a: Readonly<Record<string, unknown>>, b: Revisions): boolean {
+  for (const k in a) if (!Object.hasOwn(b, k) || b[k] !== a[k]) return false;
+  return true;
+}
+
 /** Only the identity of an object (what the informer keys and compares by). */
 function identity(o: KubeObject): KubeObject {
   const m = o.metadata;
@@ -68,23 +77,53 @@ function identity(o: KubeObject): KubeObject {
 export type Revisions = Readonly<Record<string, string>>;
 
 /** One shared, frozen object per distinct appliedRevisions map; a map no report holds any more
- * is collected with its last holder. */
+ * is collected with its last holder. Exact: two maps are the same object exactly when their
+ * entries are equal, so a different object means different revisions. */
 export class RevisionsInterner {
   readonly #byContent = new Map<string, WeakRef<Revisions>>();
   readonly #interned = new WeakSet<object>();
-  readonly #finalizer = new FinalizationRegistry<string>((key) => {
-    if (this.#byContent.get(key)?.deref() === undefined) this.#byContent.delete(key);
+  readonly #finalizer = new FinalizationRegistry<{ key: string; shape: string }>((held) => {
+    if (this.#byContent.get(held.key)?.deref() === undefined) this.#byContent.delete(held.key);
+    const alive = this.#recent.get(held.shape)?.filter((w) => w.deref() !== undefined) ?? [];
+    if (alive.length === 0) this.#recent.delete(held.shape);
+    else this.#recent.set(held.shape, alive);
   });
+  /** The maps last interned, by shape (entry count and cluster.json's revision), newest first:
+   * a report nearly always equals one of them (the fleet converges on a few maps), and comparing
+   * its entries costs a tenth of sorting and hashing them (docs/scale.md). */
+  readonly #recent = new Map<string, WeakRef<Revisions>[]>();
 
   /** The shared map equal to `value`, or undefined when `value` is not a map of strings. */
   intern(value: unknown): Revisions | undefined {
-    const r = record(value);
+    const r = record(value) as Readonly<Record<string, unknown>> | undefined;
     if (r === undefined) return undefined;
-    const entries: [string, string][] = [];
-    for (const [k, v] of Object.entries(r)) {
-      if (typeof v !== "string") return undefined;
-      entries.push([k, v]);
+    let size = 0;
+    for (const k in r) {
+      if (typeof r[k] !== "string") return undefined;
+      size += 1;
     }
+    const cluster = r["cluster.json"];
+    const shape = `${String(size)}\n${typeof cluster === "string" ? cluster : ""}`;
+    const recent = this.#recent.get(shape) ?? [];
+    for (let i = 0; i < recent.length; i++) {
+      const candidate = recent[i]?.deref();
+      if (candidate === undefined || !sameEntries(r, candidate)) continue;
+      if (i > 0) recent.unshift(...recent.splice(i, 1));
+      return candidate;
+    }
+    const shared = this.#exact(r, shape);
+    recent.unshift(new WeakRef(shared));
+    if (recent.length > RECENT_PER_SHAPE) recent.length = RECENT_PER_SHAPE;
+    this.#recent.set(
+      shape,
+      recent.filter((w) => w.deref() !== undefined),
+    );
+    return shared;
+  }
+
+  /** The shared map for `r` (all strings), by a digest of its sorted entries. */
+  #exact(r: Readonly<Record<string, unknown>>, shape: string): Revisions {
+    const entries = Object.entries(r) as [string, string][];
     entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const key = createHash("sha256").update(JSON.stringify(entries)).digest("base64");
     const known = this.#byContent.get(key)?.deref();
@@ -92,8 +131,13 @@ export class RevisionsInterner {
     const shared: Revisions = Object.freeze(Object.fromEntries(entries));
     this.#byContent.set(key, new WeakRef(shared));
     this.#interned.add(shared);
-    this.#finalizer.register(shared, key);
+    this.#finalizer.register(shared, { key, shape });
     return shared;
+  }
+
+  /** True when `value` is a map this interner made: two of them are equal only if identical. */
+  interned(value: object): boolean {
+    return this.#interned.has(value);
   }
 
   /** True for a map of strings: one this interner made (checked once, when it was made), or any

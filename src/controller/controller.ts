@@ -166,6 +166,7 @@ export class Controller {
   readonly #secrets: SecretWatches;
   readonly #planCache = new PlanCache();
   readonly #revisions: RevisionsInterner;
+  readonly #crioVersions = new Map<string, CrioVersion | null>();
   #plan: Plan | undefined;
   /** The CRI-O version the last plan was made for. */
   #plannedTarget: string | undefined;
@@ -257,6 +258,14 @@ export class Controller {
     if (x === undefined || y === undefined) return x === y;
     if (x.enforcing !== y.enforcing) return false;
     if (x.appliedRevisions === y.appliedRevisions) return true;
+    // Two interned maps are equal only when identical: no need to serialize 500 entries twice
+    // for every report of a rollout.
+    if (
+      this.#revisions.interned(x.appliedRevisions) &&
+      this.#revisions.interned(y.appliedRevisions)
+    ) {
+      return false;
+    }
     return canonicalJson(x.appliedRevisions) === canonicalJson(y.appliedRevisions);
   }
 
@@ -368,14 +377,27 @@ export class Controller {
     for (const node of this.#d.informers.nodes.list()) {
       const v = runtimeVersionOf(node);
       if (v === undefined || !v.startsWith("cri-o://")) continue;
-      try {
-        const parsed = parseCrioVersion(v);
-        if (oldest === undefined || compareCrioVersions(parsed, oldest) < 0) oldest = parsed;
-      } catch (err) {
-        this.#d.logger.warn({ node: node.metadata.name, err }, "unparseable CRI-O version");
-      }
+      const parsed = this.#crioVersion(v, node.metadata.name);
+      if (parsed === null) continue;
+      if (oldest === undefined || compareCrioVersions(parsed, oldest) < 0) oldest = parsed;
     }
     return oldest ?? LATEST_KNOWN;
+  }
+
+  /** A Node's CRI-O version, parsed once per distinct string (a fleet runs a handful; target()
+   * runs every rollout round); null, with one warning, when it cannot be parsed. */
+  #crioVersion(version: string, node: string): CrioVersion | null {
+    let parsed = this.#crioVersions.get(version);
+    if (parsed !== undefined) return parsed;
+    try {
+      parsed = parseCrioVersion(version);
+    } catch (err) {
+      this.#d.logger.warn({ node, err }, "unparseable CRI-O version");
+      parsed = null;
+    }
+    if (this.#crioVersions.size >= 256) this.#crioVersions.clear();
+    this.#crioVersions.set(version, parsed);
+    return parsed;
   }
 
   async #reconcileLayers(): Promise<void> {
