@@ -884,8 +884,10 @@ export const nodeStatusStatus = obj("status is written by the node agent.", {
     new MapNode(str("revision of the file.", 128), {
       description:
         "appliedRevisions maps each policy file the agent wrote on this node (cluster.json, " +
-        "<namespace>.json, the registries.d file) to the revision it holds.",
+        "<namespace>.json, the registries.d file) to the revision it holds. Atomic: " +
+        "managedFields names the map, not each of its (up to thousands of) files.",
       maxProperties: 4096,
+      atomic: true,
     }),
   ),
   lastError: optional(str("lastError is the last error the agent hit, empty when none.", 32768)),

@@ -65,6 +65,7 @@ export interface OpenApi {
   items?: OpenApi;
   "x-kubernetes-list-type"?: "atomic" | "set" | "map";
   "x-kubernetes-list-map-keys"?: readonly string[];
+  "x-kubernetes-map-type"?: "atomic" | "granular";
   "x-kubernetes-validations"?: readonly CelRule[];
 }
 
@@ -573,8 +574,12 @@ export class ArrayNode<T> extends Node<T[]> {
 export class MapNode<T> extends Node<Record<string, T>> {
   readonly zod: z.ZodType<Record<string, T>>;
   readonly #values: Node<T>;
-  readonly #o: { description: string; maxProperties: number };
-  constructor(values: Node<T>, o: { description: string; maxProperties: number }) {
+  readonly #o: { description: string; maxProperties: number; atomic?: boolean };
+  /** `atomic`: the API server tracks the map as one field (managedFields lists no key). */
+  constructor(
+    values: Node<T>,
+    o: { description: string; maxProperties: number; atomic?: boolean },
+  ) {
     super();
     this.#values = values;
     this.#o = o;
@@ -586,6 +591,7 @@ export class MapNode<T> extends Node<Record<string, T>> {
       description: this.#o.description,
       maxProperties: this.#o.maxProperties,
       additionalProperties: this.#values.openapi(),
+      ...(this.#o.atomic === true ? { "x-kubernetes-map-type": "atomic" as const } : {}),
     };
   }
   override unknownFields(v: Json, path: string, out: string[]): void {
