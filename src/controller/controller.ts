@@ -167,6 +167,7 @@ export class Controller {
   readonly #planCache = new PlanCache();
   readonly #revisions: RevisionsInterner;
   readonly #crioVersions = new Map<string, CrioVersion | null>();
+  #nodeEntries = new Map<string, NodeEntry>();
   #plan: Plan | undefined;
   /** The CRI-O version the last plan was made for. */
   #plannedTarget: string | undefined;
@@ -371,15 +372,12 @@ export class Controller {
 
   /** The CRI-O version to compile for: the override, else the oldest CRI-O node, else the newest
    * known. */
-  target(): CrioVersion {
+  target(entries: readonly NodeEntry[] = this.#snapshot()): CrioVersion {
     if (this.#o.crioVersionOverride !== undefined) return this.#o.crioVersionOverride;
     let oldest: CrioVersion | undefined;
-    for (const node of this.#d.informers.nodes.list()) {
-      const v = runtimeVersionOf(node);
-      if (v === undefined || !v.startsWith("cri-o://")) continue;
-      const parsed = this.#crioVersion(v, node.metadata.name);
-      if (parsed === null) continue;
-      if (oldest === undefined || compareCrioVersions(parsed, oldest) < 0) oldest = parsed;
+    for (const { crioVersion: v } of entries) {
+      if (v === undefined || v === null) continue;
+      if (oldest === undefined || compareCrioVersions(v, oldest) < 0) oldest = v;
     }
     return oldest ?? LATEST_KNOWN;
   }
@@ -533,8 +531,8 @@ export class Controller {
     const now = clock.now();
     this.#lastRolloutAt = now;
     this.#fleetDirty = false;
-    const nodes = this.#nodes();
-    this.#fleet = new Fleet(nodes);
+    const entries = this.#snapshot();
+    this.#fleet = new Fleet(entries.map((e) => e.view));
     const p = this.#plan;
     if (p === undefined) {
       queue.add(LAYERS_KEY);
@@ -542,7 +540,7 @@ export class Controller {
     }
     if (
       this.#o.crioVersionOverride === undefined &&
-      formatCrioVersion(this.target()) !== this.#plannedTarget
+      formatCrioVersion(this.target(entries)) !== this.#plannedTarget
     ) {
       queue.add(LAYERS_KEY);
     }
@@ -693,14 +691,41 @@ export class Controller {
     }
   }
 
-  #nodes(): NodeView[] {
+  /** Every Node with its report, as of now. A rollout round runs this every second while
+   * reports stream in: what did not change since the last call (the same Node and report
+   * objects) is reused, not read again (docs/scale.md). */
+  #snapshot(): NodeEntry[] {
     const reports = this.#d.informers.nodeStatuses;
-    return this.#d.informers.nodes.list().map((node) => ({
-      name: node.metadata.name,
-      crio: runtimeVersionOf(node)?.startsWith("cri-o://") === true,
-      report: nodeReportOf(reports.get(node.metadata.name), this.#revisions),
-    }));
+    const before = this.#nodeEntries;
+    const next = new Map<string, NodeEntry>();
+    for (const node of this.#d.informers.nodes.list()) {
+      const name = node.metadata.name;
+      const report = reports.get(name);
+      let e = before.get(name);
+      if (e?.node !== node || e.report !== report) {
+        const version = runtimeVersionOf(node);
+        const crio = version?.startsWith("cri-o://") === true ? version : undefined;
+        e = {
+          node,
+          report,
+          view: { name, crio: crio !== undefined, report: nodeReportOf(report, this.#revisions) },
+          crioVersion: crio === undefined ? undefined : this.#crioVersion(crio, name),
+        };
+      }
+      next.set(name, e);
+    }
+    this.#nodeEntries = next;
+    return [...next.values()];
   }
+}
+
+/** A Node as a rollout round reads it, kept while its objects stay the same. */
+interface NodeEntry {
+  readonly node: KubeObject;
+  readonly report: KubeObject | undefined;
+  readonly view: NodeView;
+  /** Its CRI-O version; null when unparseable, undefined when not CRI-O. */
+  readonly crioVersion: CrioVersion | null | undefined;
 }
 
 /** An outcome as its status reads it. */
@@ -719,14 +744,17 @@ function outcomeJson(o: Outcome): string {
 function layerProgress(fleet: Fleet, layer: LayerRef): LayerProgress {
   const t = fleet.tally(layer);
   return {
-    view: canonicalJson({
-      revision: layer.revision,
-      publishError: layer.publishError ?? null,
-      total: fleet.total,
-      crio: fleet.crio,
-      crioNotEnforcing: fleet.crioNotEnforcing,
-      tally: t,
-    }),
+    // Every layer, every round: a short array, not canonicalJson of an object.
+    view: JSON.stringify([
+      layer.revision,
+      layer.publishError ?? null,
+      fleet.total,
+      fleet.crio,
+      fleet.crioNotEnforcing,
+      t.applied,
+      t.enforcing,
+      t.crioApplied,
+    ]),
     revision: layer.revision,
     settled: layer.publishError !== undefined || t.crioApplied === fleet.crio,
     step:
