@@ -224,8 +224,8 @@ function generateControllerFixture(seed: number): ControllerFixture {
     const c = lagCluster ? previous(cluster) : cluster;
     const appliedRevisions: Record<string, string> = { "cluster.json": c };
     for (const [ns, s] of nsRevisions) {
-      appliedRevisions[`${ns}.json`] =
-        `${c}.${lagCluster || lagNamespaces.has(ns) ? previous(s) : s}`;
+      // As the agent reports it: the namespace revision alone, on cluster.json's revision.
+      appliedRevisions[`${ns}.json`] = lagCluster || lagNamespaces.has(ns) ? previous(s) : s;
     }
     return {
       apiVersion: "imagepolicy.dev/v1alpha1",
@@ -244,7 +244,7 @@ function generateControllerFixture(seed: number): ControllerFixture {
   // enforced: the lagging and non-enforcing nodes make most of them change now.
   const caughtUp: NodeView[] = nodes.map((n) => {
     const report: Record<string, string> = { "cluster.json": cluster };
-    for (const [ns, s] of nsRevisions) report[`${ns}.json`] = `${cluster}.${s}`;
+    for (const [ns, s] of nsRevisions) report[`${ns}.json`] = s;
     return {
       name: n.metadata.name,
       crio: true,

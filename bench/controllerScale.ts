@@ -492,7 +492,7 @@ async function statusProblem(
 
 function appliedRevisions(n: NodeState): Record<string, string> {
   const out: Record<string, string> = { "cluster.json": n.cluster };
-  for (const [ns, rev] of n.namespaces) out[`${ns}.json`] = `${n.cluster}.${rev}`;
+  for (const [ns, rev] of n.namespaces) out[`${ns}.json`] = rev; // short, as the agent reports
   return out;
 }
 
@@ -890,7 +890,7 @@ async function main(): Promise<void> {
         const rev = l.namespaces.get(ipNs) ?? "";
         await rollout((n) => {
           n.namespaces.set(ipNs, rev);
-          return { [`${ipNs}.json`]: `${n.cluster}.${rev}` };
+          return { [`${ipNs}.json`]: rev };
         });
       },
     );

@@ -139,7 +139,7 @@ class BenchWatch {
     const out: Record<string, string> = { "cluster.json": c.revision };
     for (const [name, l] of this.seen) {
       if (name.startsWith(NAMESPACE_LAYER_PREFIX)) {
-        out[`${name.slice(NAMESPACE_LAYER_PREFIX.length)}.json`] = `${c.revision}.${l.revision}`;
+        out[`${name.slice(NAMESPACE_LAYER_PREFIX.length)}.json`] = l.revision; // short form
       }
     }
     return out;

@@ -58,7 +58,7 @@ export function publish(
   const revisions: Record<string, string> = { "cluster.json": p.cluster.revision };
   for (const [ns, l] of p.namespaces) {
     texts.set(layerConfigMapName(ns), l.text);
-    revisions[`${ns}.json`] = `${p.cluster.revision}.${l.revision}`;
+    revisions[`${ns}.json`] = l.revision; // as reported: short, on cluster.json's revision
   }
   return { texts, revisions, plan: p };
 }

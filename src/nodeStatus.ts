@@ -45,15 +45,41 @@ export function parseNamespaceFileRevision(
   return { cluster: value.slice(0, dot), namespace: value.slice(dot + 1) };
 }
 
-/** True when `value` (cluster.json's revision, or a namespace file's) is built on cluster layer
- * revision `cluster`. */
+/** What a node reports for a namespace file whose manifest revision is `value`, next to
+ * cluster.json's reported revision `cluster`: the namespace part alone when the file is built on
+ * that same cluster revision (nearly always: 500 namespace files would otherwise repeat it, a
+ * third of every report), else `value` whole ("<cluster>.<namespace>", or "" while the file is
+ * being replaced). */
+export function reportedNamespaceRevision(value: string, cluster: string): string {
+  if (cluster === "") return value;
+  const parts = parseNamespaceFileRevision(value);
+  return parts?.cluster === cluster ? parts.namespace : value;
+}
+
+/** A reported namespace file's revision in full ("<cluster>.<namespace>"), resolving the short
+ * form against cluster.json's reported revision; "" stays "". */
+export function fullNamespaceRevision(reported: string, cluster: string | undefined): string {
+  if (reported === "" || reported.includes(".") || cluster === undefined || cluster === "") {
+    return reported;
+  }
+  return namespaceFileRevision(cluster, reported);
+}
+
+/** True when a reported namespace file value is the short form: built on cluster.json's
+ * revision. */
+function isShort(value: string): boolean {
+  return value !== "" && !value.includes(".");
+}
+
+/** True when `value` (cluster.json's revision, or a namespace file's in full) is built on
+ * cluster layer revision `cluster`. */
 function builtOnCluster(value: string | undefined, cluster: string): boolean {
   if (value === undefined || !value.startsWith(cluster)) return false;
   return value.length === cluster.length || value.charCodeAt(cluster.length) === 46; // "."
 }
 
 /** A node has applied cluster layer `revision` when cluster.json and every namespace file it
- * reports are built on it. */
+ * reports are built on it (a short namespace value is built on cluster.json's). */
 export function hasAppliedCluster(
   applied: Readonly<Record<string, string>> | undefined,
   revision: string,
@@ -61,13 +87,15 @@ export function hasAppliedCluster(
   if (applied?.[CLUSTER_FILE] !== revision) return false;
   for (const file in applied) {
     if (!Object.hasOwn(applied, file)) continue;
-    if (!builtOnCluster(applied[file], revision)) return false;
+    const value = applied[file];
+    if (value !== undefined && isShort(value)) continue;
+    if (!builtOnCluster(value, revision)) return false;
   }
   return true;
 }
 
 /** A node has applied namespace layer `revision` of `namespace` when `<namespace>.json` reports
- * it (on any cluster layer). */
+ * it (on any cluster layer; short or in full). */
 export function hasAppliedNamespace(
   applied: Readonly<Record<string, string>> | undefined,
   namespace: string,
@@ -75,6 +103,7 @@ export function hasAppliedNamespace(
 ): boolean {
   const value = applied?.[namespaceFileKey(namespace)];
   if (value === undefined) return false;
+  if (value === revision) return true;
   return (
     value.length > revision.length + 1 &&
     value.endsWith(revision) &&

@@ -31,6 +31,7 @@ import {
   CLUSTER_FILE,
   namespaceFileKey,
   namespaceFileRevision,
+  reportedNamespaceRevision,
   UNRENDERED,
 } from "../nodeStatus.ts";
 import { isDns1123Label } from "./hostPaths.ts";
@@ -241,7 +242,10 @@ export function plan(input: PlanInput): Plan {
 export function appliedRevisions(m: Manifest): Record<string, string> {
   const out: Record<string, string> = {};
   const [only] = m.clusterLayers;
-  out[CLUSTER_FILE] = m.clusterLayers.length === 1 && only !== undefined ? only : "";
-  for (const [ns, rev] of Object.entries(m.namespaces)) out[namespaceFileKey(ns)] = rev;
+  const cluster = m.clusterLayers.length === 1 && only !== undefined ? only : "";
+  out[CLUSTER_FILE] = cluster;
+  for (const [ns, rev] of Object.entries(m.namespaces)) {
+    out[namespaceFileKey(ns)] = reportedNamespaceRevision(rev, cluster);
+  }
   return out;
 }

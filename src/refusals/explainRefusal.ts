@@ -19,7 +19,12 @@ import {
   type LayerDecision,
 } from "../compiler/explain.ts";
 import { canonicalJson } from "../canonicalJson.ts";
-import { CLUSTER_FILE, namespaceFileKey, namespaceFileRevision } from "../nodeStatus.ts";
+import {
+  CLUSTER_FILE,
+  fullNamespaceRevision,
+  namespaceFileKey,
+  namespaceFileRevision,
+} from "../nodeStatus.ts";
 import type { PublishedLayer } from "./layers.ts";
 import type { Refusal } from "./parse.ts";
 
@@ -197,7 +202,9 @@ export function nodeNotes(
         : `Node ${node.name} holds cluster.json at revision ${clusterApplied}, not the published ${cluster.revision}: it may have decided on an older policy.`,
     );
   }
-  const nsApplied = applied[nsFile];
+  const nsReported = applied[nsFile];
+  const nsApplied =
+    nsReported === undefined ? undefined : fullNamespaceRevision(nsReported, clusterApplied);
   if (namespace !== undefined && readsNamespaceFiles) {
     const want = namespaceFileRevision(cluster.revision, namespace.revision);
     if (nsApplied === undefined) {
@@ -286,7 +293,12 @@ export function explainRefusal(input: RefusalInput): RefusalExplanation {
             : { cluster: node.appliedRevisions[CLUSTER_FILE] }),
           ...(node.appliedRevisions[nsFile] === undefined
             ? {}
-            : { namespace: node.appliedRevisions[nsFile] }),
+            : {
+                namespace: fullNamespaceRevision(
+                  node.appliedRevisions[nsFile],
+                  node.appliedRevisions[CLUSTER_FILE],
+                ),
+              }),
         };
   return {
     decidingLayer: layer,

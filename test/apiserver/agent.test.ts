@@ -290,9 +290,10 @@ describe("agent against a real API server", () => {
       );
       const s = await waitFor(`${node} status`, async () => {
         const st = await nodeStatus(node);
-        return st.status.appliedRevisions["team-a.json"] === `${c}.${t}` ? st : undefined;
+        return st.status.appliedRevisions["team-a.json"] === t ? st : undefined;
       });
-      expect(s.status.appliedRevisions).toEqual({ "cluster.json": c, "team-a.json": `${c}.${t}` });
+      // The namespace file reports its layer revision alone: built on cluster.json's (c).
+      expect(s.status.appliedRevisions).toEqual({ "cluster.json": c, "team-a.json": t });
       expect(s.spec.nodeName).toBe(node);
       expect(s.metadata.ownerReferences).toEqual([
         expect.objectContaining({ kind: "Node", name: node }),

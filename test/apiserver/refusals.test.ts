@@ -212,7 +212,7 @@ async function nodeUpToDate(): Promise<void> {
       return cluster !== undefined &&
         team !== undefined &&
         applied["cluster.json"] === cluster &&
-        applied[`${TEAM}.json`] === `${cluster}.${team}`
+        applied[`${TEAM}.json`] === team
         ? true
         : undefined;
     },

@@ -9,8 +9,10 @@ import { parseAgentArgs, AgentUsageError } from "../../../src/agent/config.ts";
 import { LayerSources, trimLayerConfigMap } from "../../../src/agent/layers.ts";
 import { layerRevision } from "../../../src/layerConfigMap.ts";
 import {
+  fullNamespaceRevision,
   hasAppliedCluster,
   hasAppliedNamespace,
+  reportedNamespaceRevision,
   nodeStatus,
   parseNodeStatusObject,
   patchBody,
@@ -177,6 +179,24 @@ describe("node status", () => {
     expect(hasAppliedNamespace(applied, "a", "n1")).toBe(true);
     expect(hasAppliedNamespace(applied, "a", "1")).toBe(false);
     expect(hasAppliedNamespace(applied, "c", "n1")).toBe(false);
+  });
+  it("reads the short namespace form against cluster.json's revision", () => {
+    expect(reportedNamespaceRevision("c1.n1", "c1")).toBe("n1");
+    expect(reportedNamespaceRevision("c1.unrendered", "c1")).toBe("unrendered");
+    expect(reportedNamespaceRevision("c0.n1", "c1")).toBe("c0.n1");
+    expect(reportedNamespaceRevision("", "c1")).toBe("");
+    expect(reportedNamespaceRevision("c1.n1", "")).toBe("c1.n1");
+    const applied = { "cluster.json": "c1", "a.json": "n1", "b.json": "c0.n2" };
+    expect(hasAppliedCluster(applied, "c1")).toBe(false);
+    expect(hasAppliedCluster({ ...applied, "b.json": "n2" }, "c1")).toBe(true);
+    expect(hasAppliedCluster({ ...applied, "b.json": "" }, "c1")).toBe(false);
+    expect(hasAppliedNamespace(applied, "a", "n1")).toBe(true);
+    expect(hasAppliedNamespace(applied, "b", "n2")).toBe(true);
+    expect(hasAppliedNamespace(applied, "a", "1")).toBe(false);
+    expect(fullNamespaceRevision("n1", "c1")).toBe("c1.n1");
+    expect(fullNamespaceRevision("c0.n2", "c1")).toBe("c0.n2");
+    expect(fullNamespaceRevision("", "c1")).toBe("");
+    expect(fullNamespaceRevision("n1", undefined)).toBe("n1");
   });
 });
 
