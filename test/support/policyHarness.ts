@@ -148,7 +148,8 @@ export function expectedRevisions(
   const want: Record<string, string> = { "cluster.json": revisionOf(cluster) };
   for (const cm of cms) {
     const ns = cm.metadata.labels?.["imagepolicy.dev/namespace"];
-    if (ns !== undefined) want[`${ns}.json`] = `${revisionOf(cluster)}.${revisionOf(cm)}`;
+    // Reported short: the namespace revision, on cluster.json's (docs/internals.md).
+    if (ns !== undefined) want[`${ns}.json`] = revisionOf(cm);
   }
   return want;
 }
