@@ -56,10 +56,15 @@ export function reportedNamespaceRevision(value: string, cluster: string): strin
   return parts?.cluster === cluster ? parts.namespace : value;
 }
 
-/** A reported namespace file's revision in full ("<cluster>.<namespace>"), resolving the short
- * form against cluster.json's reported revision; "" stays "". */
-export function fullNamespaceRevision(reported: string, cluster: string | undefined): string {
-  if (reported === "" || reported.includes(".") || cluster === undefined || cluster === "") {
+/** The revision `<namespace>.json` reports, in full ("<cluster>.<namespace>"): the short form
+ * resolved against cluster.json's reported revision; "" stays ""; undefined when not reported. */
+export function appliedNamespaceRevision(
+  applied: Readonly<Record<string, string>>,
+  namespace: string,
+): string | undefined {
+  const reported = applied[namespaceFileKey(namespace)];
+  const cluster = applied[CLUSTER_FILE];
+  if (reported === undefined || !isShort(reported) || cluster === undefined || cluster === "") {
     return reported;
   }
   return namespaceFileRevision(cluster, reported);

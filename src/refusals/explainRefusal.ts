@@ -21,7 +21,7 @@ import {
 import { canonicalJson } from "../canonicalJson.ts";
 import {
   CLUSTER_FILE,
-  fullNamespaceRevision,
+  appliedNamespaceRevision,
   namespaceFileKey,
   namespaceFileRevision,
 } from "../nodeStatus.ts";
@@ -202,9 +202,7 @@ export function nodeNotes(
         : `Node ${node.name} holds cluster.json at revision ${clusterApplied}, not the published ${cluster.revision}: it may have decided on an older policy.`,
     );
   }
-  const nsReported = applied[nsFile];
-  const nsApplied =
-    nsReported === undefined ? undefined : fullNamespaceRevision(nsReported, clusterApplied);
+  const nsApplied = appliedNamespaceRevision(applied, ns);
   if (namespace !== undefined && readsNamespaceFiles) {
     const want = namespaceFileRevision(cluster.revision, namespace.revision);
     if (nsApplied === undefined) {
@@ -233,7 +231,6 @@ export function nodeNotes(
 export function explainRefusal(input: RefusalInput): RefusalExplanation {
   const { refusal, cluster, namespace, node } = input;
   const ns = refusal.pod.namespace;
-  const nsFile = namespaceFileKey(ns);
   const { notes, usesNamespace } = nodeNotes(
     ns,
     cluster,
@@ -284,6 +281,8 @@ export function explainRefusal(input: RefusalInput): RefusalExplanation {
     .filter((s) => s !== "")
     .join(" ");
 
+  const nsApplied =
+    node === undefined ? undefined : appliedNamespaceRevision(node.appliedRevisions, ns);
   const nodeRevisions =
     node === undefined
       ? undefined
@@ -291,14 +290,7 @@ export function explainRefusal(input: RefusalInput): RefusalExplanation {
           ...(node.appliedRevisions[CLUSTER_FILE] === undefined
             ? {}
             : { cluster: node.appliedRevisions[CLUSTER_FILE] }),
-          ...(node.appliedRevisions[nsFile] === undefined
-            ? {}
-            : {
-                namespace: fullNamespaceRevision(
-                  node.appliedRevisions[nsFile],
-                  node.appliedRevisions[CLUSTER_FILE],
-                ),
-              }),
+          ...(nsApplied === undefined ? {} : { namespace: nsApplied }),
         };
   return {
     decidingLayer: layer,

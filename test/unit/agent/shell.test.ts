@@ -9,7 +9,7 @@ import { parseAgentArgs, AgentUsageError } from "../../../src/agent/config.ts";
 import { LayerSources, trimLayerConfigMap } from "../../../src/agent/layers.ts";
 import { layerRevision } from "../../../src/layerConfigMap.ts";
 import {
-  fullNamespaceRevision,
+  appliedNamespaceRevision,
   hasAppliedCluster,
   hasAppliedNamespace,
   reportedNamespaceRevision,
@@ -193,10 +193,11 @@ describe("node status", () => {
     expect(hasAppliedNamespace(applied, "a", "n1")).toBe(true);
     expect(hasAppliedNamespace(applied, "b", "n2")).toBe(true);
     expect(hasAppliedNamespace(applied, "a", "1")).toBe(false);
-    expect(fullNamespaceRevision("n1", "c1")).toBe("c1.n1");
-    expect(fullNamespaceRevision("c0.n2", "c1")).toBe("c0.n2");
-    expect(fullNamespaceRevision("", "c1")).toBe("");
-    expect(fullNamespaceRevision("n1", undefined)).toBe("n1");
+    expect(appliedNamespaceRevision(applied, "a")).toBe("c1.n1");
+    expect(appliedNamespaceRevision(applied, "b")).toBe("c0.n2");
+    expect(appliedNamespaceRevision({ ...applied, "a.json": "" }, "a")).toBe("");
+    expect(appliedNamespaceRevision({ "a.json": "n1" }, "a")).toBe("n1");
+    expect(appliedNamespaceRevision(applied, "c")).toBeUndefined();
   });
 });
 
