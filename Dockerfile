@@ -8,6 +8,8 @@
 # environment, entrypoint, every copied file). Change both together. Pin NODE_IMAGE by digest when
 # you publish.
 ARG NODE_IMAGE=node:24-bookworm-slim
+# The same release with a C compiler and Node's headers, for the agent's one native addon.
+ARG NODE_BUILD_IMAGE=node:24-bookworm
 
 # Production dependencies only, installed exactly as package-lock.json says, with the repository's
 # .npmrc (strict-allow-scripts: no dependency runs an install script).
@@ -16,10 +18,18 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev && npm cache clean --force
 
+# The agent's malloc_trim addon (native/malloc-trim.c, docs/scale.md): one C file, built as
+# hack/tools/malloc-trim.sh builds it for the tests.
+FROM ${NODE_BUILD_IMAGE} AS native
+WORKDIR /build
+COPY native ./native
+RUN native/build.sh /usr/local/include/node malloc-trim.node
+
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
+COPY --from=native /build/malloc-trim.node ./native/malloc-trim.node
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src

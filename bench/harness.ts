@@ -12,6 +12,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { parse as parseYaml } from "yaml";
 import { inlineKeyPaths, keyFileNameOf } from "../src/agent/keyFiles.ts";
 import { HOST_KEYS_DIR } from "../test/support/nodeFiles.ts";
+import { toolBin } from "../test/support/tools.ts";
 import { KubeClient, loadKubeConfig, Resources, type KubeObject } from "../src/kube/index.ts";
 import { startControlPlane, type ControlPlane } from "../test/support/controlPlane.ts";
 import { BenchError } from "./fixture.ts";
@@ -437,16 +438,20 @@ function startProcess(
   };
 }
 
-/** The DaemonSet's environment for a process of this machine: a NODE_COMPILE_CACHE (a directory
- * of the image, warmed when it is built) becomes `cacheDir`, warmed here the same way: the
- * TypeScript sources stripped once (`agent --help` loads every module of the agent), then served
- * from the cache. */
+/** The DaemonSet's environment for a process of this machine, with what the image carries: the
+ * malloc_trim addon (at /app/native in the image; built here by hack/tools/malloc-trim.sh and
+ * named by IMAGEPOLICY_MALLOC_TRIM), and a NODE_COMPILE_CACHE (a directory of the image, warmed
+ * when it is built) that becomes `cacheDir`, warmed here the same way: the TypeScript sources
+ * stripped once (`agent --help` loads every module of the agent), then served from the cache. */
 export async function agentEnvironment(
   tree: string,
   shipped: Readonly<Record<string, string>>,
   cacheDir: string,
 ): Promise<Record<string, string>> {
-  const env: Record<string, string> = { ...shipped };
+  const env: Record<string, string> = {
+    ...shipped,
+    IMAGEPOLICY_MALLOC_TRIM: await toolBin("malloc-trim.sh"),
+  };
   if (env["NODE_COMPILE_CACHE"] === undefined) return env;
   env["NODE_COMPILE_CACHE"] = cacheDir;
   await rm(cacheDir, { recursive: true, force: true });

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 hack/tools/evaluator.sh >/dev/null
 hack/tools/fixtures.sh >/dev/null
+hack/tools/malloc-trim.sh >/dev/null
 hack/tools/control-plane.sh >/dev/null
 hack/tools/crio.sh >/dev/null
 hack/tools/helm.sh >/dev/null

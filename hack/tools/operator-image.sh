@@ -4,7 +4,8 @@
 #
 # The same image the Dockerfile describes (test/node/image.test.ts compares them): a Debian
 # bookworm base, Node 24 at /usr/local/bin/node, /app holding the production node_modules
-# (`npm ci --omit=dev` with the repository's .npmrc), package.json, bin/ and src/, USER
+# (`npm ci --omit=dev` with the repository's .npmrc), the agent's malloc_trim addon
+# (native/malloc-trim.node, hack/tools/malloc-trim.sh), package.json, bin/ and src/, USER
 # 65532:65532, WORKDIR /app, ENTRYPOINT ["node", "/app/src/cli/main.ts"], NODE_ENV=production,
 # and Node's compile cache filled by the Dockerfile's RUN line (NODE_COMPILE_CACHE).
 # Four layers:
@@ -36,7 +37,8 @@ TAG=operator
 # Everything that ends up in the image, and this script.
 app_inputs() {
   (cd "$repo" && {
-    printf '%s\n' hack/tools/operator-image.sh package.json package-lock.json .npmrc Dockerfile
+    printf '%s\n' hack/tools/operator-image.sh hack/tools/malloc-trim.sh package.json \
+      package-lock.json .npmrc Dockerfile native/build.sh native/malloc-trim.c
     find bin src config/sigstore -type f | LC_ALL=C sort
   })
 }
@@ -123,9 +125,16 @@ build_image() {
   rm "$tmp/app/app/package-lock.json" "$tmp/app/app/.npmrc"
   (cd "$repo" && cp -r bin src "$tmp/app/app/" && mkdir -p "$tmp/app/app/config" &&
     cp -r config/sigstore "$tmp/app/app/config/")
+  # The Dockerfile's native stage: the agent's malloc_trim addon, built by the same native/build.sh
+  # against the same Node release's headers. Its only C library symbols are malloc_trim and
+  # __cxa_finalize (GLIBC_2.2.5), so a build on this machine loads on the base's glibc.
+  local addon
+  addon=$("$here/malloc-trim.sh") || die "building the malloc_trim addon failed"
+  mkdir -p "$tmp/app/app/native"
+  cp "$addon" "$tmp/app/app/native/malloc-trim.node"
   deterministic_tar "$tmp/app" "$tmp/app.tar"
   "$umoci" raw add-layer --image "$tmp/oci:$TAG" \
-    --history.created_by "node_modules (npm ci --omit=dev), package.json, bin, src, config/sigstore" \
+    --history.created_by "node_modules (npm ci --omit=dev), native/malloc-trim.node, package.json, bin, src, config/sigstore" \
     "$tmp/app.tar" >&2
   rm -rf "$tmp/app" "$tmp/app.tar"
 

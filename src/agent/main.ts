@@ -21,6 +21,7 @@ import { fetchCrioConfig } from "./crioProbe.ts";
 import { nodePaths } from "./hostPaths.ts";
 import { LAYER_SELECTOR } from "../layerConfigMap.ts";
 import { trimLayerConfigMap } from "./layers.ts";
+import { loadMallocTrim } from "./mallocTrim.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { realNodeFs } from "./nodeFs.ts";
 import { readNodeInputs } from "./nodeInputs.ts";
@@ -64,8 +65,18 @@ const RELEASE_GROWTH_BYTES = 4 * 1024 * 1024;
  * 60 s idle, so an idle agent stayed at its peak (docs/scale.md, "The agent"). ~0.1 s CPU each.
  * gc() exists only with --expose-gc, and that flag in NODE_OPTIONS changes V8's flag hash, which
  * names the compile cache's directory: the image's cache, filled without it, would be missed and
- * every start would strip the types again (~17 MiB). So the flag is on for one new context. */
-function memoryReleaser(): () => void {
+ * every start would strip the types again (~17 MiB). So the flag is on for one new context.
+ * Then malloc_trim (src/agent/mallocTrim.ts) returns the free pages left inside malloc's heap. */
+function memoryReleaser(logger: Logger): () => void {
+  const malloc = loadMallocTrim();
+  if (malloc.ok) logger.info({ addon: malloc.path }, "malloc_trim available");
+  else {
+    logger.warn(
+      { addon: malloc.path, reason: malloc.reason },
+      "malloc_trim unavailable: free malloc memory stays resident after a peak",
+    );
+  }
+  const trim = malloc.ok ? malloc.trim : () => false;
   let gc = globalThis.gc;
   if (gc === undefined) {
     setFlagsFromString("--expose-gc");
@@ -77,6 +88,7 @@ function memoryReleaser(): () => void {
   return () => {
     if (process.memoryUsage.rss() < after + RELEASE_GROWTH_BYTES) return;
     collect({ type: "major", execution: "sync", flavor: "last-resort" });
+    trim();
     after = process.memoryUsage.rss();
   };
 }
@@ -151,7 +163,7 @@ async function run(config: AgentConfig, logger: Logger): Promise<number> {
       readNodeInputs: () => readNodeInputs(paths),
       now: () => new Date(),
       queue: new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 60_000 }),
-      releaseMemory: memoryReleaser(),
+      releaseMemory: memoryReleaser(logger),
     },
   );
 

@@ -250,11 +250,14 @@ describe("the operator image built without Docker matches the Dockerfile", () =>
   });
 
   it("holds exactly what the COPY lines copy into /app", async () => {
-    const fromDeps = stage.copies.filter((cp) => cp.from !== undefined);
-    expect(fromDeps).toEqual([
+    const fromStages = stage.copies.filter((cp) => cp.from !== undefined);
+    expect(fromStages).toEqual([
       { from: "deps", src: "/app/node_modules", dest: "/app/node_modules" },
+      { from: "native", src: "/build/malloc-trim.node", dest: "/app/native/malloc-trim.node" },
     ]);
     const expected = new Map<string, string>();
+    // The native stage's addon: native/build.sh's output, as hack/tools/malloc-trim.sh builds it.
+    expected.set("/app/native/malloc-trim.node", await sha256(await toolOutput("malloc-trim.sh")));
     for (const cp of stage.copies.filter((x) => x.from === undefined)) {
       const src = path.join(repoRoot, cp.src);
       if ((await stat(src)).isDirectory()) {
@@ -276,6 +279,17 @@ describe("the operator image built without Docker matches the Dockerfile", () =>
       .filter((f) => cache === undefined || !f.startsWith(`${cache}/`))
       .sort();
     expect(appFiles).toEqual([...expected.keys()].sort());
+  });
+
+  it("builds the agent's malloc_trim addon in a native stage with native/build.sh", async () => {
+    const dockerfile = await readFile(path.join(repoRoot, "Dockerfile"), "utf8");
+    const native = /^FROM \$\{(\w+)\} AS native\n(?:.*\n)*?RUN (.*)$/m.exec(dockerfile);
+    expect(native?.[1]).toBe("NODE_BUILD_IMAGE");
+    expect(native?.[2]).toBe("native/build.sh /usr/local/include/node malloc-trim.node");
+    // The same Node release line as the final stage's base, so the headers match the binary.
+    const arg = (name: string): string | undefined =>
+      new RegExp(`^ARG ${name}=(\\S+)$`, "m").exec(dockerfile)?.[1];
+    expect(arg("NODE_BUILD_IMAGE")?.split("-")[0]).toBe(arg("NODE_IMAGE")?.split("-")[0]);
   });
 
   it("holds Node's compile cache where NODE_COMPILE_CACHE says, filled by the RUN line", () => {

@@ -7,7 +7,7 @@
 //
 // The crictl-level suite (test/e2e) stays where it tests what pods cannot reach (a second,
 // non-enforcing agent, parse errors under continuous rewrites, container-creation re-checks).
-import { readFile, rm, stat } from "node:fs/promises";
+import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -316,6 +316,22 @@ describe("the shipped manifests on a real kubelet + CRI-O node", () => {
       "utf8",
     );
     expect(dropIn).toContain('signature_policy = "/etc/crio/imagepolicy/cluster.json"');
+    // The image's malloc_trim addon loads in the agent container (src/agent/mallocTrim.ts): the
+    // agent's log, as the kubelet wrote it under /var/log/pods.
+    const logs = c().node.hostPath("/var/log/pods");
+    const agentLogs = (await readdir(logs)).filter((d) =>
+      d.startsWith(`${OPERATOR_NAMESPACE}_imagepolicy-agent-`),
+    );
+    expect(agentLogs).toHaveLength(1);
+    const agentDir = path.join(logs, agentLogs[0] ?? "", "agent");
+    const agentLog = (
+      await Promise.all(
+        (await readdir(agentDir)).map((f) => readFile(path.join(agentDir, f), "utf8")),
+      )
+    ).join("");
+    expect(agentLog).toContain('"msg":"malloc_trim available"');
+    expect(agentLog).toContain('"addon":"/app/native/malloc-trim.node"');
+    expect(agentLog).not.toContain("malloc_trim unavailable");
     // system-node-critical: the kubelet asked oom_score_adj -997 for the agent; see
     // docs/local-node.md for why the node's runc raised it.
     const oom = await readFile(path.join(c().dir, "node/logs/runc-oom-floor.log"), "utf8").catch(
