@@ -286,9 +286,11 @@ async function runChange(
       : watch.document(CLUSTER_LAYER_NAME);
   const nsFile =
     kind === "namespace" ? `${layerName.slice(NAMESPACE_LAYER_PREFIX.length)}.json` : "";
+  // The manifest names each namespace file by both layers ("<cluster>.<namespace>"); the node
+  // status reports the namespace revision alone when the file is built on cluster.json's.
   const wantNamespaces: Record<string, string> = {};
   for (const [k, v] of Object.entries(want))
-    if (k !== "cluster.json") wantNamespaces[k.slice(0, -5)] = v;
+    if (k !== "cluster.json") wantNamespaces[k.slice(0, -5)] = `${want["cluster.json"] ?? ""}.${v}`;
   const deadline = Date.now() + 900_000;
   while (filesAt.size < nodes.length || statusAt.size < nodes.length) {
     if (Date.now() > deadline) {
