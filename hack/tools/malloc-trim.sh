@@ -18,13 +18,8 @@ include=${headers[0]}
 version=$("$repo/node_modules/node/bin/node" -v)
 key=$(cd "$repo" && inputs_hash native/malloc-trim.c native/build.sh)
 dest="$IMAGEPOLICY_CHEAP_CACHE/malloc-trim-$version-$key"
-if [[ ! -f $dest/malloc-trim.node ]]; then
-  # One builder at a time (parallel test workers, a second clone).
-  mkdir -p "$IMAGEPOLICY_CACHE/locks"
-  exec 9>"$IMAGEPOLICY_CACHE/locks/malloc-trim.lock"
-  flock 9
-fi
-if [[ ! -f $dest/malloc-trim.node ]]; then
+build() {
+  [[ -f $dest/malloc-trim.node ]] && return 0
   if ! command -v "${CC:-cc}" >/dev/null; then
     log "installing gcc"
     apt-get install -y gcc >&2 || { apt-get update >&2 && apt-get install -y gcc >&2; }
@@ -36,5 +31,12 @@ if [[ ! -f $dest/malloc-trim.node ]]; then
     die "native/build.sh failed"
   rm -rf "$dest"
   mv "$dest.tmp.$$" "$dest"
+}
+
+if [[ "${1:-}" == --locked ]]; then
+  build
+  exit 0
 fi
+# One builder at a time (parallel test workers, a second clone).
+[[ -f $dest/malloc-trim.node ]] || with_lock malloc-trim "$here/malloc-trim.sh" --locked
 echo "$dest/malloc-trim.node"

@@ -2,11 +2,10 @@
 // native stage builds it: it loads, and it returns free malloc pages that free() kept resident
 // under a live chunk (the agent's idle memory after a reconcile's peak, docs/scale.md).
 
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { IMAGE_ADDON_PATH, loadMallocTrim } from "../../../src/agent/mallocTrim.ts";
-import { toolBin } from "../../support/tools.ts";
+import { runTool, toolBin } from "../../support/tools.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../../..");
 
@@ -16,22 +15,12 @@ beforeAll(async () => {
 }, 120_000);
 
 /** Runs `script` in a child Node (the addon's effect is on a whole process's heap). */
-function runNode(args: readonly string[], script: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...args, "--input-type=module", "-e", script], {
-      env: { ...process.env, MALLOC_ARENA_MAX: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
-    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
-    child.once("error", reject);
-    child.once("close", (code) => {
-      if (code === 0) resolve(out);
-      else reject(new Error(`node exited ${String(code)}: ${err}`));
-    });
+async function runNode(args: readonly string[], script: string): Promise<string> {
+  const r = await runTool(process.execPath, [...args, "--input-type=module", "-e", script], {
+    env: { ...process.env, MALLOC_ARENA_MAX: "1" },
   });
+  if (r.code !== 0) throw new Error(`node exited ${String(r.code)}: ${r.stderr}`);
+  return r.stdout;
 }
 
 describe("loadMallocTrim", () => {
