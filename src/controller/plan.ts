@@ -143,20 +143,28 @@ interface Candidate extends SetCandidate<RefusalReason> {
   readonly exposures: Exposure[];
 }
 
+interface Validated {
+  readonly target: string;
+  readonly reads: readonly SecretRead[];
+  readonly result: ValidatedPolicy;
+}
+
 /** What plan() reuses between calls: an object's parse and its stage-one result, keyed by the
  * object itself (an informer replaces an object on every change, never mutates it), the latter
  * valid while the target and every Secret value it read are unchanged. */
 export class PlanCache {
   readonly #parsed = new WeakMap<object, ParsedObject>();
   readonly #layers = new Map<string, PlannedLayer>();
-  readonly #validated = new WeakMap<
-    object,
-    {
-      readonly target: string;
-      readonly reads: readonly SecretRead[];
-      readonly result: ValidatedPolicy;
-    }
-  >();
+  readonly #validated = new WeakMap<object, Validated>();
+  /** The stage-one results again, by the object's uid and generation: the API server moves the
+   * generation on every change of the spec, so an object replaced by a status write (the
+   * controller's own, for every object after a rollout) is not checked again. Without it the
+   * first plan after the first rollout checked all 2,200 policies' keys again (1.1 s of CPU with
+   * the large fixture, docs/scale.md). Entries of objects no plan saw last time are dropped. */
+  #byGeneration = new Map<string, Validated>();
+  #seenGenerations = new Map<string, Validated>();
+  /** policyBytes of each policy form. */
+  readonly #bytes = new WeakMap<LayerPolicy, number>();
 
   parse(raw: unknown): ParsedObject {
     if (typeof raw !== "object" || raw === null) return parseObject(raw);
@@ -188,11 +196,14 @@ export class PlanCache {
 
   validate(policy: AnyImagePolicy, secrets: SecretLookup, target: CrioVersion): ValidatedPolicy {
     const version = formatCrioVersion(target);
-    const hit = this.#validated.get(policy);
+    const id = generationKey(policy);
+    const hit =
+      this.#validated.get(policy) ?? (id === undefined ? undefined : this.#byGeneration.get(id));
     if (
       hit?.target === version &&
       hit.reads.every((r) => secrets(r.namespace, r.name, r.key) === r.value)
     ) {
+      if (id !== undefined) this.#seenGenerations.set(id, hit);
       return hit.result;
     }
     const reads: SecretRead[] = [];
@@ -202,9 +213,35 @@ export class PlanCache {
       return value;
     };
     const result = validatePolicy(policy, recording, target);
-    this.#validated.set(policy, { target: version, reads, result });
+    const entry = { target: version, reads, result };
+    this.#validated.set(policy, entry);
+    if (id !== undefined) this.#seenGenerations.set(id, entry);
     return result;
   }
+
+  /** Ends a plan: keeps the results by generation of the objects it saw. */
+  endPlan(): void {
+    this.#byGeneration = this.#seenGenerations;
+    this.#seenGenerations = new Map();
+  }
+
+  /** A policy form's share of layer.json (policyBytes), computed once per form. */
+  bytes(p: LayerPolicy): number {
+    let n = this.#bytes.get(p);
+    if (n === undefined) {
+      n = policyBytes(p);
+      this.#bytes.set(p, n);
+    }
+    return n;
+  }
+}
+
+/** What names one spec of one object: kind, namespace, name, uid and generation; undefined for
+ * an object that has no uid or generation (one read from a file). */
+function generationKey(policy: AnyImagePolicy): string | undefined {
+  const { uid, generation, name, namespace } = policy.metadata;
+  if (uid === undefined || generation === undefined) return undefined;
+  return `${policy.kind}/${namespace ?? ""}/${name}/${uid}/${String(generation)}`;
 }
 
 interface SecretRead {
@@ -356,7 +393,7 @@ export function plan(input: PlanInput): Plan {
   const warnings = applySetRules(candidates, {
     namespaceLookasidePrefixes: input.namespaceLookasidePrefixes,
   });
-  applyQuotas(candidates, input.quota);
+  applyQuotas(candidates, input.quota, (p) => cache.bytes(p));
   refuseLockOuts(candidates, input, warnings);
 
   const layers = layersOf(candidates);
@@ -373,6 +410,7 @@ export function plan(input: PlanInput): Plan {
       exposures: c.exposures,
     });
   }
+  cache.endPlan();
   return { cluster: cache.planned(layers.cluster), namespaces, outcomes, warnings };
 }
 
@@ -391,7 +429,11 @@ function policyBytes(p: LayerPolicy): number {
 
 /** Rule 4. In key order, each ImagePolicy of a namespace either fits what is already counted
  * (its current form, else its published form) or is refused naming the limit. */
-function applyQuotas(candidates: Candidate[], quota: NamespaceQuota): void {
+function applyQuotas(
+  candidates: Candidate[],
+  quota: NamespaceQuota,
+  bytesOf: (p: LayerPolicy) => number,
+): void {
   const used = new Map<string, { policies: number; scopes: number; bytes: number }>();
   for (const c of candidates) {
     const ns = c.ref.namespace;
@@ -405,8 +447,8 @@ function applyQuotas(candidates: Candidate[], quota: NamespaceQuota): void {
       if (u.scopes + p.scopes.length > quota.maxScopes) {
         return `namespace ${ns} may hold at most ${quota.maxScopes} scopes in its layer, this policy would bring it to ${u.scopes + p.scopes.length} (--namespace-max-scopes)`;
       }
-      if (u.bytes + policyBytes(p) > quota.maxBytes) {
-        return `namespace ${ns}'s layer may hold at most ${quota.maxBytes} bytes, this policy would bring it to ${u.bytes + policyBytes(p)} (--namespace-max-bytes)`;
+      if (u.bytes + bytesOf(p) > quota.maxBytes) {
+        return `namespace ${ns}'s layer may hold at most ${quota.maxBytes} bytes, this policy would bring it to ${u.bytes + bytesOf(p)} (--namespace-max-bytes)`;
       }
       return undefined;
     };
@@ -422,7 +464,7 @@ function applyQuotas(candidates: Candidate[], quota: NamespaceQuota): void {
     if (kept !== undefined) {
       u.policies += 1;
       u.scopes += kept.scopes.length;
-      u.bytes += policyBytes(kept);
+      u.bytes += bytesOf(kept);
     }
   }
 }

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { refKey } from "../../../src/api/types.ts";
-import { plan, type PlanInput } from "../../../src/controller/plan.ts";
+import { refKey, type ClusterImagePolicy } from "../../../src/api/types.ts";
+import { plan, PlanCache, type PlanInput } from "../../../src/controller/plan.ts";
 import { LATEST_KNOWN } from "../../../src/compiler/crioVersion.ts";
 import { parseLayer } from "../../../src/compiler/layer.ts";
 import { parseImage } from "../../../src/compiler/scopes.ts";
@@ -69,6 +69,34 @@ describe("plan", () => {
     expect(plan(input([cip("a", withKey(key)), ip("team", "b", withKey(key))])).cluster.text).toBe(
       p.cluster.text,
     );
+  });
+
+  it("does not check again an object a status write replaced (same uid and generation)", () => {
+    const cache = new PlanCache();
+    const key = newPublicKey();
+    const stored = (generation: number, status: object): ClusterImagePolicy => {
+      const o = cip("a", withKey(key));
+      return { ...o, metadata: { ...o.metadata, uid: "u-1", generation }, status };
+    };
+    const first = plan({ ...input([stored(1, {})]), cache });
+    const form = first.cluster.layer.policies[0];
+    expect(form?.name).toBe("a");
+    // The informer's object after a status write: another object, the same spec.
+    const again = plan({ ...input([stored(1, { conditions: [] })], first), cache });
+    expect(again.cluster.layer.policies[0]).toBe(form);
+    expect(again.cluster).toBe(first.cluster);
+    // A new generation is checked again.
+    const next = plan({ ...input([stored(2, {})], again), cache });
+    expect(next.cluster.layer.policies[0]).not.toBe(form);
+    expect(next.cluster.layer.policies[0]?.generation).toBe(2);
+    // Only the generations the last plan saw are kept.
+    const back = plan({ ...input([stored(1, { conditions: [] })], next), cache });
+    expect(back.cluster.layer.policies[0]).not.toBe(form);
+    expect(back.cluster.layer.policies[0]).toEqual(form);
+    // Without a uid (a file) only the object itself is the key.
+    const plain = cip("a", withKey(key));
+    const fromFile = plan({ ...input([plain]), cache }).cluster.layer.policies[0];
+    expect(plan({ ...input([{ ...plain }]), cache }).cluster.layer.policies[0]).not.toBe(fromFile);
   });
 
   it("keeps the last accepted form of a refused object, with the refusal's field path", () => {
