@@ -8,7 +8,7 @@ import type { Logger } from "../kube/index.ts";
 import { allowsNoMore, type ScopeIndex } from "../compiler/combine.ts";
 import type { CrioVersion } from "../compiler/crioVersion.ts";
 import { EMPTY_CLUSTER_LAYER, serializeLayer } from "../compiler/layer.ts";
-import type { RegistriesDDocument } from "../compiler/registriesD.ts";
+import { registriesD, type RegistriesDDocument } from "../compiler/registriesD.ts";
 import { layerRevision } from "../layerConfigMap.ts";
 import { parseNamespaceFileRevision, UNRENDERED } from "../nodeStatus.ts";
 import { applyPlan, Renderings, type ApplyResult } from "./apply.ts";
@@ -77,6 +77,9 @@ export class NodeFiles {
   /** The cluster layer's key files were checked since this process started. */
   #keysChecked = false;
   #registries: (ReturnType<typeof computeRegistriesD> & { readonly inputs: string }) | undefined;
+  /** registriesD() of the layers, by what registries.d needs of each (#registriesFor): kept when
+   * only the document on disk changed (the reconcile after one that wrote registries.d). */
+  #compiled: { readonly key: string; readonly value: ReturnType<typeof registriesD> } | undefined;
 
   constructor(paths: NodePaths, hostPolicyDir: string, fs: NodeFs, logger: Logger) {
     this.#paths = paths;
@@ -341,6 +344,7 @@ export class NodeFiles {
       .slice(0, 16);
     const key = `${inputs} ${JSON.stringify(this.#registriesD)}`;
     if (this.#registries !== undefined && key === this.#registriesKey) return this.#registries;
+    const needsKey = parts.join("\n");
     const cluster = d.needs(d.cluster.revision);
     if (cluster === undefined) {
       throw new NodeFilesError(
@@ -358,12 +362,16 @@ export class NodeFiles {
         );
       } else namespaces.push(n);
     }
+    if (this.#compiled?.key !== needsKey) {
+      this.#compiled = { key: needsKey, value: registriesD(cluster, namespaces) };
+    }
     const reg = computeRegistriesD(
       cluster,
       namespaces,
       this.#registriesD,
       d.inputs.registries,
       d.inputs.otherKeys,
+      this.#compiled.value,
     );
     for (const c of reg.conflicts) {
       problems.push(

@@ -261,15 +261,17 @@ export interface NodeRegistriesDPlan extends NodeRegistriesD {
   readonly conflicts: readonly LookasideConflict[];
 }
 
-/** registries.d for the cluster layer and these namespace layers on this node. */
+/** registries.d for the cluster layer and these namespace layers on this node; `compiled` is
+ * registriesD(cluster, namespaces) when the caller kept it (the costly part: every scope of every
+ * layer). */
 export function computeRegistriesD(
   cluster: ScopeIndex,
   namespaces: readonly ScopeIndex[],
   current: RegistriesDDocument,
   registries: readonly RegistryMirrors[],
   others: OtherKeys,
+  compiled: ReturnType<typeof registriesD> = registriesD(cluster, namespaces),
 ): NodeRegistriesDPlan {
-  const compiled = registriesD(cluster, namespaces);
   const final = nodeRegistriesD(compiled.document, registries, others);
   const union = nodeRegistriesD(unionRegistriesD(current, compiled.document), registries, others);
   return { ...final, union: union.document, conflicts: compiled.conflicts };
