@@ -53,15 +53,16 @@ export interface AgentDeps {
   readonly readNodeInputs: () => Promise<NodeInputs>;
   readonly now: () => Date;
   readonly queue: WorkQueue;
-  /** Called once nothing was queued for RELEASE_IDLE_MS after a reconcile: gives back what the
-   * heap grew, if it grew much (main.ts; docs/scale.md, "The agent"). */
-  readonly releaseMemory?: () => void;
+  /** Gives back what the heap grew, if it grew much (main.ts; docs/scale.md, "The agent"):
+   * called after a reconcile when nothing else is queued (idle false: only a large growth), and
+   * again once nothing was queued for RELEASE_IDLE_MS (idle true). */
+  readonly releaseMemory?: (idle: boolean) => void;
 }
 
-/** How long the queue stays empty after a reconcile before its leftovers are given back. The
+/** How long the queue stays empty after a reconcile before a small growth is given back. The
  * full collection that takes (30-40 ms with the large fixture) then runs after a burst of
- * changes rather than between them, and not while the agents of other nodes sharing the cores
- * (the propagation benchmark) still work on the same change. */
+ * namespace changes rather than between them, and not while the agents of other nodes sharing
+ * the cores (the propagation benchmark) still work on the same change. */
 export const RELEASE_IDLE_MS = 1_000;
 
 export class AgentStartError extends Error {
@@ -198,7 +199,10 @@ export class Agent {
       }
       const release = this.#d.releaseMemory;
       if (queue.length === 0 && release !== undefined) {
-        this.#release = setTimeout(release, RELEASE_IDLE_MS);
+        release(false);
+        this.#release = setTimeout(() => {
+          release(true);
+        }, RELEASE_IDLE_MS);
         this.#release.unref();
       }
       // The CRI-O probe: the key comes back (the earliest pending delay wins).

@@ -1,5 +1,6 @@
-// When the agent gives memory back: once the work queue stayed empty for RELEASE_IDLE_MS after a
-// reconcile, so a burst of changes costs one full collection, after it (src/agent/agent.ts). A
+// When the agent gives memory back (src/agent/agent.ts): it asks right after a reconcile (the
+// releaser then acts on a large growth only, a cluster change) and again once the work queue
+// stayed empty for RELEASE_IDLE_MS, so a burst of small changes costs one full collection. A
 // real Agent on in-memory informers (FakeSource), files (MemoryFs) and status; fake timers.
 
 import { pino } from "pino";
@@ -55,6 +56,8 @@ async function running(): Promise<{
   fs: MemoryFs;
   layers: FakeSource;
   releases: () => number;
+  /** Calls right after a reconcile (idle false: the releaser acts on a large growth only). */
+  atOnce: () => number;
 }> {
   const fs = new MemoryFs();
   const layers = new FakeSource([
@@ -62,6 +65,7 @@ async function running(): Promise<{
     layerMap(team("k1")),
   ]);
   let released = 0;
+  let atOnce = 0;
   const logger = pino({ level: "silent" });
   const status: StatusApi = {
     read: () => Promise.resolve(undefined),
@@ -88,13 +92,14 @@ async function running(): Promise<{
       readNodeInputs: () => Promise.resolve({ registries: [], otherKeys: new Map(), problems: [] }),
       now: () => new Date(0),
       queue: new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 60_000 }),
-      releaseMemory: () => {
-        released += 1;
+      releaseMemory: (idle) => {
+        if (idle) released += 1;
+        else atOnce += 1;
       },
     },
   );
   await agent.start();
-  return { agent, fs, layers, releases: () => released };
+  return { agent, fs, layers, releases: () => released, atOnce: () => atOnce };
 }
 
 /** Lets the agent's promises run (the in-memory fakes resolve at once). */
@@ -110,14 +115,16 @@ describe("Agent: memory given back after a burst", () => {
     vi.useRealTimers();
   });
 
-  it("releases once the queue stayed empty for RELEASE_IDLE_MS, once per burst", async () => {
-    const { agent, fs, layers, releases } = await running();
+  it("asks at once after each reconcile, and again once idle for RELEASE_IDLE_MS, once per burst", async () => {
+    const { agent, fs, layers, releases, atOnce } = await running();
     await settle();
     expect(agent.ready).toBe(true);
     const teamFile = `${PATHS.policyDir}/team.json`;
     let text = fs.files.get(teamFile);
     expect(text).toBeDefined();
-    // Files written, nothing given back yet.
+    // Files written: the releaser was asked at once (a large growth only), not yet when idle.
+    const first = atOnce();
+    expect(first).toBeGreaterThanOrEqual(1);
     expect(releases()).toBe(0);
     await vi.advanceTimersByTimeAsync(RELEASE_IDLE_MS);
     expect(releases()).toBe(1);
@@ -128,6 +135,7 @@ describe("Agent: memory given back after a burst", () => {
       await settle();
       expect(fs.files.get(teamFile)).not.toBe(text);
       text = fs.files.get(teamFile);
+      expect(atOnce()).toBeGreaterThan(first);
       await vi.advanceTimersByTimeAsync(RELEASE_IDLE_MS - 1);
       expect(releases()).toBe(1);
     }
