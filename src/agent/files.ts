@@ -366,12 +366,10 @@ export class NodeFiles {
       this.#compiled = { key: needsKey, value: registriesD(cluster, namespaces) };
     }
     const reg = computeRegistriesD(
-      cluster,
-      namespaces,
+      this.#compiled.value,
       this.#registriesD,
       d.inputs.registries,
       d.inputs.otherKeys,
-      this.#compiled.value,
     );
     for (const c of reg.conflicts) {
       problems.push(

@@ -261,16 +261,13 @@ export interface NodeRegistriesDPlan extends NodeRegistriesD {
   readonly conflicts: readonly LookasideConflict[];
 }
 
-/** registries.d for the cluster layer and these namespace layers on this node; `compiled` is
- * registriesD(cluster, namespaces) when the caller kept it (the costly part: every scope of every
- * layer). */
+/** registries.d on this node for the layers' compiled document (registriesD() of the cluster
+ * and namespace layers: the costly part, which the caller keeps). */
 export function computeRegistriesD(
-  cluster: ScopeIndex,
-  namespaces: readonly ScopeIndex[],
+  compiled: ReturnType<typeof registriesD>,
   current: RegistriesDDocument,
   registries: readonly RegistryMirrors[],
   others: OtherKeys,
-  compiled: ReturnType<typeof registriesD> = registriesD(cluster, namespaces),
 ): NodeRegistriesDPlan {
   const final = nodeRegistriesD(compiled.document, registries, others);
   const union = nodeRegistriesD(unionRegistriesD(current, compiled.document), registries, others);
