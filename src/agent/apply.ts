@@ -297,6 +297,18 @@ export async function applyPlan(
   return result();
 }
 
+/** A copy of `r` with its keys in order, sorted only when they are not (the manifest is written
+ * three times per namespace change, and only a new namespace comes out of order). */
 function sorted(r: Readonly<Record<string, string>>): Record<string, string> {
+  let last: string | undefined;
+  let inOrder = true;
+  for (const k in r) {
+    if (last !== undefined && !(last < k)) {
+      inOrder = false;
+      break;
+    }
+    last = k;
+  }
+  if (inOrder) return { ...r };
   return Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

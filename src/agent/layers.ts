@@ -104,6 +104,12 @@ export class LayerSources {
   /** Layer texts by revision (current and last usable), made when first asked after a change:
    * a cluster change asks for each of 500 namespace layers. */
   #texts: Map<string, string> | undefined;
+  /** state() as last made; undefined once a tracked layer moved. */
+  #state: LayerState | undefined;
+  /** A layer ConfigMap came or went since state() was last made (else its order still holds). */
+  #namesMoved = true;
+  /** The namespace layers' ConfigMap names, sorted by namespace. */
+  #order: string[] = [];
   /** Layers parsed since the process started (the figure docs/scale.md quotes). */
   parsed = 0;
 
@@ -120,11 +126,16 @@ export class LayerSources {
       if (before !== undefined && rv !== undefined && before.resourceVersion === rv) continue;
       this.#tracked.set(name, this.#track(obj, id.namespace, before, onParsed));
       this.#texts = undefined;
+      this.#state = undefined;
+      if (before === undefined) this.#namesMoved = true;
     }
+    if (seen.size === this.#tracked.size) return;
     for (const name of [...this.#tracked.keys()]) {
       if (!seen.has(name)) {
         this.#tracked.delete(name);
         this.#texts = undefined;
+        this.#state = undefined;
+        this.#namesMoved = true;
       }
     }
   }
@@ -194,17 +205,32 @@ export class LayerSources {
     return { ok: true, layer };
   }
 
+  /** The layers as tracked now; the same object until one moves. The namespaces are sorted
+   * again only when a layer ConfigMap came or went (a namespace change sorted 500 names). */
   state(): LayerState {
+    if (this.#state !== undefined) return this.#state;
+    if (this.#namesMoved) {
+      const named: [string, string][] = [];
+      for (const [name, t] of this.#tracked) {
+        if (t.namespace !== undefined) named.push([t.namespace, name]);
+      }
+      named.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      this.#order = named.map(([, name]) => name);
+      this.#namesMoved = false;
+    }
     let cluster: LayerInput | undefined;
-    const namespaces: [string, LayerInput][] = [];
+    const namespaces = new Map<string, LayerInput>();
     const problems: string[] = [];
     for (const t of this.#tracked.values()) {
-      problems.push(...t.problems);
+      if (t.problems.length > 0) problems.push(...t.problems);
       if (t.namespace === undefined) cluster = t.input;
-      else namespaces.push([t.namespace, t.input]);
     }
-    namespaces.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return { cluster, namespaces: new Map(namespaces), problems };
+    for (const name of this.#order) {
+      const t = this.#tracked.get(name);
+      if (t?.namespace !== undefined) namespaces.set(t.namespace, t.input);
+    }
+    this.#state = { cluster, namespaces, problems };
+    return this.#state;
   }
 
   /** The text of a layer this process saw with `revision` (current or last usable). */

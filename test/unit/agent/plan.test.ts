@@ -260,6 +260,24 @@ describe("plan + apply", () => {
     expect(c.ok && n.node.fs.policy(PATHS.clusterJson) === c.text).toBe(true);
   });
 
+  it("reports a registries.d conflict on every reconcile, not only the one that found it", async () => {
+    const n = newNode();
+    await n.node.files.load();
+    const keyring = Buffer.from([0x99, 0x01, 0x0d, 0xff]).toString("base64");
+    const gpg = (ns: string, url: string): Layer =>
+      layer(ns, [[["gpg.reg.io"], { kind: "gpg", keyring, lookaside: url }]]);
+    const namespaces = {
+      "team-a": gpg("team-a", "https://a.example/sigs"),
+      "team-b": gpg("team-b", "https://b.example/sigs"),
+    };
+    const outs = [];
+    for (let i = 0; i < 3; i++) outs.push(await n.node.apply(c1, namespaces));
+    expect(outs[2]?.result.written).toEqual([]);
+    for (const out of outs) {
+      expect(out.problems.join("\n")).toContain("needs two lookaside URLs");
+    }
+  });
+
   it("keeps the last usable layer, or fails closed, for a namespace it cannot render", async () => {
     const n = newNode();
     await n.node.files.load();
@@ -273,7 +291,7 @@ describe("plan + apply", () => {
     const out = await n.node.apply(c2, { "team-m": multi }, old);
     expect(out.result.error).toBeUndefined();
     // Reported short: the file is built on the cluster revision cluster.json reports.
-    expect(out.applied["team-m.json"]).toBe("unrendered");
+    expect(n.node.files.applied()["team-m.json"]).toBe("unrendered");
     const text = n.node.fs.files.get(nsFile("team-m")) ?? "";
     for (const image of IMAGES) expect(allowed(text, image, new Set([K1, K2]))).toBe(false);
   });

@@ -3,6 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import fc from "fast-check";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { parseAgentArgs, AgentUsageError } from "../../../src/agent/config.ts";
@@ -97,6 +98,42 @@ describe("layer sources", () => {
     );
     expect(parsed).toEqual(["cluster", "team-a"]);
     expect(sources.parsed).toBe(2);
+  });
+  it("keeps the namespaces sorted and current through any sequence of updates", () => {
+    const nsCm = (ns: string, version: number): KubeObject => {
+      const c = cm(
+        `imagepolicy-layer-ns-${ns}`,
+        {
+          namespace: ns,
+          policies:
+            version === 0
+              ? []
+              : [{ name: `v${String(version)}`, scopes: [""], requirement: { kind: "reject" } }],
+        },
+        { ...nsLabels, "imagepolicy.dev/namespace": ns },
+      );
+      return { ...c, metadata: { ...c.metadata, resourceVersion: `${ns}-${String(version)}` } };
+    };
+    const names = ["b", "a", "d", "c", "e"];
+    fc.assert(
+      fc.property(
+        fc.array(fc.dictionary(fc.constantFrom(...names), fc.integer({ min: 0, max: 2 })), {
+          maxLength: 8,
+        }),
+        (rounds) => {
+          const sources = new LayerSources();
+          for (const round of rounds) {
+            // The informer lists in no particular order.
+            const cms = Object.entries(round).map(([ns, v]) => nsCm(ns, v));
+            const s = read(sources, [...cms.reverse(), clusterCm]);
+            const fresh = read(new LayerSources(), cms);
+            expect([...s.namespaces.keys()]).toEqual(Object.keys(round).sort());
+            expect([...s.namespaces]).toEqual([...fresh.namespaces]);
+            expect(sources.state()).toBe(s); // the same object while nothing moved
+          }
+        },
+      ),
+    );
   });
   it("refuses a layer published under another namespace's name", () => {
     const s = read(new LayerSources(), [
