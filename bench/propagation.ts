@@ -21,6 +21,7 @@ import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
+import { MANIFEST_FILE } from "../src/agent/hostPaths.ts";
 import type { AnyImagePolicy } from "../src/api/types.ts";
 import { combine, indexLayer } from "../src/compiler/combine.ts";
 import { parseCrioVersion } from "../src/compiler/crioVersion.ts";
@@ -187,8 +188,6 @@ function stats(xs: readonly number[]): { p50: number; p99: number; max: number; 
   return { p50: at(0.5), p99: at(0.99), max: s.at(-1) ?? NaN, n: s.length };
 }
 
-const MANIFEST_NAME = ".imagepolicy-manifest";
-
 /** Which versions of these files a node holds (inode, change time and size of each), and when
  * the last of them got there: its ctime, which a rename into place sets. */
 async function fileVersions(
@@ -218,7 +217,7 @@ async function fileVersions(
 async function manifestNamespaces(root: string): Promise<Record<string, string> | undefined> {
   try {
     const m: unknown = JSON.parse(
-      await readFile(path.join(root, "etc/crio/imagepolicy", MANIFEST_NAME), "utf8"),
+      await readFile(path.join(root, "etc/crio/imagepolicy", MANIFEST_FILE), "utf8"),
     );
     const ns: unknown =
       typeof m === "object" && m !== null ? Reflect.get(m, "namespaces") : undefined;
@@ -298,16 +297,6 @@ async function runChange(
   const agent0 = await Promise.all(nodes.map((n) => procStats(n.agent.pid)));
   const ctl0 = await procStats(controller.proc.pid);
   const counters0 = await controllerCounters(controller.url);
-  // When a node's files got the change: the ctime of the file (of the last of cluster.json and
-  // the manifest for a cluster change), which the agent's rename into place sets; CRI-O can read
-  // it from then on. Timing the reads of this process instead measured its own turn on the two
-  // cores the agents share, 0.3-1.3 s late under load (docs/scale.md).
-  const nsFileName =
-    kind === "namespace" ? `${layerName.slice(NAMESPACE_LAYER_PREFIX.length)}.json` : "";
-  const dirOf = (n: SimNode): string =>
-    path.join(n.root, kind === "namespace" ? "etc/crio/policies" : "etc/crio/imagepolicy");
-  const names = kind === "namespace" ? [nsFileName] : ["cluster.json", MANIFEST_NAME];
-  const looked = new Map<string, string>();
   const t0 = Date.now();
   await cluster.kubectl(
     ["apply", "--server-side", "--field-manager=bench", "-f", "-"],
@@ -348,6 +337,16 @@ async function runChange(
     kind === "namespace"
       ? watch.document(CLUSTER_LAYER_NAME, layerName)
       : watch.document(CLUSTER_LAYER_NAME);
+  // When a node's files got the change: the ctime of the file (of the last of cluster.json and
+  // the manifest for a cluster change), which the agent's rename into place sets; CRI-O can read
+  // it from then on. Timing the reads of this process instead measured its own turn on the two
+  // cores the agents share, 0.3-1.3 s late under load (docs/scale.md).
+  const nsFileName =
+    kind === "namespace" ? `${layerName.slice(NAMESPACE_LAYER_PREFIX.length)}.json` : "";
+  const dirOf = (n: SimNode): string =>
+    path.join(n.root, kind === "namespace" ? "etc/crio/policies" : "etc/crio/imagepolicy");
+  const names = kind === "namespace" ? [nsFileName] : ["cluster.json", MANIFEST_FILE];
+  const looked = new Map<string, string>();
   while (filesAt.size < nodes.length) {
     if (Date.now() > deadline) await late();
     for (const n of nodes) {
