@@ -358,6 +358,14 @@ export function startAgent(o: AgentOptions): AgentProcess {
   );
 }
 
+/** bench/floorNode.ts on a node: the least any agent does to get a layer there. */
+export function startFloorNode(o: AgentOptions): AgentProcess {
+  return startProcess(repoRoot, [`--kubeconfig=${o.kubeconfig}`, `--root=${o.root}`], {
+    ...o,
+    script: "bench/floorNode.ts",
+  });
+}
+
 /** `imagepolicy controller` of `tree` (metrics and health on the given ports). */
 export function startController(o: {
   readonly tree: string;
@@ -392,10 +400,12 @@ function startProcess(
     readonly env?: Readonly<Record<string, string>>;
     readonly cgroup?: MemoryCgroup;
     readonly node?: string;
+    /** What runs instead of src/cli/main.ts (relative to tree). */
+    readonly script?: string;
   },
 ): AgentProcess {
   const fd = openSync(o.logPath, "a");
-  const main = path.join(tree, "src/cli/main.ts");
+  const main = path.join(tree, o.script ?? "src/cli/main.ts");
   const args = [main, ...commandArgs];
   const env = { ...process.env, ...o.env };
   delete env["NODE_OPTIONS"];

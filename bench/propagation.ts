@@ -49,6 +49,7 @@ import {
   startAgent,
   startBenchCluster,
   startController,
+  startFloorNode,
   waitQuiet,
   type AgentProcess,
   readPolicyInlined,
@@ -267,7 +268,32 @@ export interface RunFigures {
   readonly controllerPeakRssKiB: number;
   readonly agentIdleRssKiB: readonly number[];
   readonly agentPeakRssKiB: readonly number[];
-  readonly filesMatchCompiler: boolean;
+  /** Undefined for the floor's nodes (they hold layers, not policies). */
+  readonly filesMatchCompiler: boolean | undefined;
+}
+
+/** The floor's nodes: when each one's copy of the layer holds `text` (its ctime, as for the
+ * agents' files). They report no status, so the files are looked at as they come. */
+async function floorFiles(
+  nodes: readonly SimNode[],
+  layerName: string,
+  text: string,
+  filesAt: Map<string, number>,
+  deadline: number,
+  late: () => Promise<never>,
+): Promise<void> {
+  while (filesAt.size < nodes.length) {
+    if (Date.now() > deadline) await late();
+    for (const n of nodes) {
+      if (filesAt.has(n.name)) continue;
+      const file = path.join(n.root, "floor", layerName);
+      const before = await fileVersions(path.dirname(file), [layerName]);
+      const got = await readFile(file, "utf8").catch(() => undefined);
+      const after = await fileVersions(path.dirname(file), [layerName]);
+      if (got === text && before.key === after.key) filesAt.set(n.name, before.at);
+    }
+    if (filesAt.size < nodes.length) await delay(50);
+  }
 }
 
 async function runChange(
@@ -279,6 +305,7 @@ async function runChange(
     readonly nodes: readonly SimNode[];
     readonly controller: { readonly proc: AgentProcess; readonly url: string };
     readonly log: (s: string) => void;
+    readonly floor: boolean;
   },
 ): Promise<ChangeFigures> {
   const { cluster, world, watch, nodes, controller } = ctx;
@@ -322,7 +349,8 @@ async function runChange(
   // are written, so this process reads no file while the agents work. Reading and comparing
   // them as they came took CPU from the agents it timed (0.2-0.4 s per change with 30 nodes).
   const compared = new Map<string, unknown>();
-  while (statusAt.size < nodes.length) {
+  if (ctx.floor) await floorFiles(nodes, layerName, seen.text, filesAt, deadline, late);
+  while (!ctx.floor && statusAt.size < nodes.length) {
     if (Date.now() > deadline) await late();
     for (const n of nodes) {
       if (statusAt.has(n.name)) continue;
@@ -347,7 +375,7 @@ async function runChange(
     path.join(n.root, kind === "namespace" ? "etc/crio/policies" : "etc/crio/imagepolicy");
   const names = kind === "namespace" ? [nsFileName] : ["cluster.json", MANIFEST_FILE];
   const looked = new Map<string, string>();
-  while (filesAt.size < nodes.length) {
+  while (!ctx.floor && filesAt.size < nodes.length) {
     if (Date.now() > deadline) await late();
     for (const n of nodes) {
       if (filesAt.has(n.name)) continue;
@@ -387,7 +415,7 @@ async function runChange(
     kind,
     watchMs,
     filesMs: nodes.map((n) => (filesAt.get(n.name) ?? NaN) - t0),
-    statusMs: nodes.map((n) => (statusAt.get(n.name) ?? NaN) - t0),
+    statusMs: ctx.floor ? [] : nodes.map((n) => (statusAt.get(n.name) ?? NaN) - t0),
     agentCpuSeconds: nodes.map(
       (_, i) => (agent1[i]?.cpuSeconds ?? 0) - (agent0[i]?.cpuSeconds ?? 0),
     ),
@@ -400,6 +428,17 @@ async function runChange(
       `agent CPU max ${Math.max(...figures.agentCpuSeconds).toFixed(2)} s`,
   );
   return figures;
+}
+
+/** Whether every floor node holds every layer the watch saw. */
+async function floorConverged(nodes: readonly SimNode[], watch: BenchWatch): Promise<boolean> {
+  for (const n of nodes) {
+    for (const [name, l] of watch.seen) {
+      const got = await readFile(path.join(n.root, "floor", name), "utf8").catch(() => undefined);
+      if (got !== l.text) return false;
+    }
+  }
+  return true;
 }
 
 /** What kubectl applies: the object as the user wrote it (generation is the server's). */
@@ -416,8 +455,13 @@ export async function runPropagation(options: {
   readonly clusterChanges: number;
   readonly seed: number;
   readonly log: (s: string) => void;
+  /** Floor processes (bench/floorNode.ts) on the nodes instead of agents. */
+  readonly floor?: boolean;
 }): Promise<RunFigures[]> {
   const { dir, log } = options;
+  const floor = options.floor === true;
+  if (floor && options.clusterChanges > 0)
+    throw new BenchError("--floor measures namespace changes only (--cluster-changes 0)");
   const world = new World(options.seed);
   const shipped = await shippedAgent(options.agentTree);
   const env = await agentEnvironment(
@@ -478,18 +522,15 @@ export async function runPropagation(options: {
         const root = path.join(dir, "nodes", name);
         await mkdir(root, { recursive: true });
         await prepareNodeRoot(root);
-        nodes.push({
-          name,
+        const o = {
+          tree: options.agentTree,
+          node: name,
+          kubeconfig: kc,
           root,
-          agent: startAgent({
-            tree: options.agentTree,
-            node: name,
-            kubeconfig: kc,
-            root,
-            logPath: path.join(dir, `agent-${name}.log`),
-            env,
-          }),
-        });
+          logPath: path.join(dir, `agent-${name}.log`),
+          env,
+        };
+        nodes.push({ name, root, agent: floor ? startFloorNode(o) : startAgent(o) });
       }
     };
 
@@ -501,8 +542,10 @@ export async function runPropagation(options: {
         const ready = watch.seen.has(CLUSTER_LAYER_NAME) && watch.seen.size > 1;
         const want = ready ? watch.expectedRevisions() : undefined;
         if (
-          want !== undefined &&
-          nodes.every((n) => same(watch.reported.get(n.name)?.applied, want))
+          floor
+            ? ready && (await floorConverged(nodes, watch))
+            : want !== undefined &&
+              nodes.every((n) => same(watch.reported.get(n.name)?.applied, want))
         )
           break;
         if (Date.now() - t1 > 1_800_000)
@@ -518,14 +561,14 @@ export async function runPropagation(options: {
       log(`controller quiet after ${((Date.now() - q0) / 1000).toFixed(0)} s more`);
       const idle = await Promise.all(nodes.map((n) => procStats(n.agent.pid)));
       const changes: ChangeFigures[] = [];
-      const ctx = { cluster, world, watch, nodes, controller, log };
+      const ctx = { cluster, world, watch, nodes, controller, log, floor };
       for (let i = 0; i < options.namespaceChanges; i++)
         changes.push(await runChange("namespace", ctx));
       for (let i = 0; i < options.clusterChanges; i++)
         changes.push(await runChange("cluster", ctx));
       const expected = expectedFiles(world.objects, TARGET);
-      let match = true;
-      for (const n of nodes) {
+      let match: boolean | undefined = !floor;
+      for (const n of floor ? [] : nodes) {
         const problems = await compareNodeFiles(n.root, expected);
         if (problems.length > 0) {
           match = false;
@@ -583,7 +626,7 @@ export function report(runs: readonly RunFigures[], label: string): string {
       lines.push(`  ${kind} change (${cs.length} changes x ${r.nodes} nodes)`);
       lines.push(`    ${row("raw watch of the layer ConfigMap", watch)}`);
       lines.push(`    ${row("kubectl apply -> files on the node", files)}`);
-      lines.push(`    ${row("kubectl apply -> node status", status)}`);
+      if (status.length > 0) lines.push(`    ${row("kubectl apply -> node status", status)}`);
       lines.push(
         `    files p99 / raw watch p99 = ${ratio.toFixed(2)}` +
           (kind === "namespace" ? `  (target <= 2: ${ratio <= 2 ? "ok" : "MISSED"})` : ""),
@@ -609,7 +652,7 @@ export function report(runs: readonly RunFigures[], label: string): string {
     }
     lines.push(
       `  controller peak RSS ${fmtMiB(r.controllerPeakRssKiB)}; agents idle RSS max ${fmtMiB(Math.max(...r.agentIdleRssKiB))}, ` +
-        `peak RSS max ${fmtMiB(Math.max(...r.agentPeakRssKiB))}; node files = offline compiler: ${r.filesMatchCompiler}`,
+        `peak RSS max ${fmtMiB(Math.max(...r.agentPeakRssKiB))}; node files = offline compiler: ${r.filesMatchCompiler ?? "n/a (floor)"}`,
     );
   }
   return lines.join("\n");
@@ -627,11 +670,12 @@ async function main(): Promise<void> {
       seed: { type: "string" },
       out: { type: "string" },
       keep: { type: "boolean" },
+      floor: { type: "boolean" },
     },
     strict: true,
   });
   const dir = values.dir ?? (await mkdtemp(path.join(tmpdir(), "imagepolicy-bench-propagation-")));
-  const label = values.label ?? "after";
+  const label = values.label ?? (values.floor === true ? "floor" : "after");
   const log = (line: string): void => {
     process.stderr.write(
       `[bench-propagation ${new Date().toISOString().slice(11, 19)}] ${label}: ${line}\n`,
@@ -646,6 +690,7 @@ async function main(): Promise<void> {
       clusterChanges: Number(values["cluster-changes"] ?? "2"),
       seed: Number(values.seed ?? "20240601"),
       log,
+      floor: values.floor === true,
     });
     if (values.out !== undefined) await writeFile(values.out, `${JSON.stringify(runs)}\n`);
     console.log(report(runs, label));
