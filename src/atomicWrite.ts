@@ -100,6 +100,16 @@ export async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
+/** syncDirectory with synchronous calls (the agent's writer, as atomicWriteSync). */
+export function syncDirectorySync(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** What writev left unwritten of `pieces` after `written` bytes. */
 function rest(pieces: readonly Uint8Array[], written: number): Uint8Array[] {
   let skip = written;

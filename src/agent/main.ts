@@ -166,7 +166,7 @@ async function run(config: AgentConfig, logger: Logger): Promise<number> {
         },
       },
       probe: () => fetchCrioConfig(paths.crioSocket, 5000),
-      readNodeInputs: () => readNodeInputs(paths),
+      readNodeInputs: () => Promise.resolve().then(() => readNodeInputs(paths)),
       now: () => new Date(),
       queue: new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 60_000 }),
       releaseMemory: memoryReleaser(logger),

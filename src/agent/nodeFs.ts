@@ -2,9 +2,9 @@
 // pass through (and fail a write on purpose). Writes are atomic (src/atomicWrite.ts); the agent
 // decides what to write from its manifest, never by reading a policy file back.
 
-import { access, mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { accessSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
-import { atomicWriteSync, syncDirectory } from "../atomicWrite.ts";
+import { atomicWriteSync, syncDirectorySync } from "../atomicWrite.ts";
 
 export interface NodeFs {
   /** Replaces `path` atomically with `data` (text, or pieces written in order); the rename is
@@ -31,13 +31,17 @@ export class NodeFsError extends Error {
 const missing = (cause: unknown): boolean => (cause as NodeJS.ErrnoException).code === "ENOENT";
 
 /** The node's real files. One per process: it remembers the directories written since the last
- * sync. */
+ * sync.
+ *
+ * Every call is synchronous behind its promise: small files on a local disk, one at a time. An
+ * asynchronous call is a round trip through libuv's thread pool, and on a busy node each one
+ * waits for the scheduler twice; a namespace change made ~10 of them before its file was in
+ * place, and with 30 agents on two cores they cost more than the change's own work
+ * (docs/scale.md, "Propagation and faults"). The event loop is given back after each write
+ * (setImmediate), so a change that writes hundreds of files does not hold the watches back. */
 export function realNodeFs(): NodeFs {
   const dirty = new Set<string>();
   return {
-    // Synchronous: the agent writes one file at a time anyway, and gives the event loop back
-    // between files (apply.ts); it spares a thread-pool round trip and the promises of five
-    // calls per file (docs/scale.md).
     write(path, data) {
       try {
         atomicWriteSync(path, data);
@@ -47,64 +51,67 @@ export function realNodeFs(): NodeFs {
       dirty.add(dirname(path));
       return new Promise((resolve) => setImmediate(resolve));
     },
-    async sync() {
-      for (const dir of [...dirty]) {
-        await syncDirectory(dir);
-        dirty.delete(dir);
-      }
+    sync() {
+      return attempt(() => {
+        for (const dir of [...dirty]) {
+          syncDirectorySync(dir);
+          dirty.delete(dir);
+        }
+      });
     },
     ...fileReads,
   };
 }
 
+/** `f`'s result or error as a promise. */
+function attempt<T>(f: () => T): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new NodeFsError(String(err)));
+  }
+}
+
+function ifExists<T>(f: () => T, what: string): Promise<T | undefined> {
+  return attempt(() => {
+    try {
+      return f();
+    } catch (cause) {
+      if (missing(cause)) return undefined;
+      throw new NodeFsError(what, { cause });
+    }
+  });
+}
+
 const fileReads = {
-  async remove(path: string): Promise<boolean> {
-    try {
-      await rm(path);
+  remove(path: string): Promise<boolean> {
+    return ifExists(() => {
+      rmSync(path);
       return true;
-    } catch (cause) {
-      if (missing(cause)) return false;
-      throw new NodeFsError(`cannot remove ${path}`, { cause });
-    }
+    }, `cannot remove ${path}`).then((r) => r ?? false);
   },
-  async readText(path: string): Promise<string | undefined> {
-    try {
-      return await readFile(path, "utf8");
-    } catch (cause) {
-      if (missing(cause)) return undefined;
-      throw new NodeFsError(`cannot read ${path}`, { cause });
-    }
+  readText(path: string): Promise<string | undefined> {
+    return ifExists(() => readFileSync(path, "utf8"), `cannot read ${path}`);
   },
-  async readBytes(path: string): Promise<Buffer | undefined> {
-    try {
-      return await readFile(path);
-    } catch (cause) {
-      if (missing(cause)) return undefined;
-      throw new NodeFsError(`cannot read ${path}`, { cause });
-    }
+  readBytes(path: string): Promise<Buffer | undefined> {
+    return ifExists(() => readFileSync(path), `cannot read ${path}`);
   },
-  async exists(path: string): Promise<boolean> {
-    try {
-      await access(path);
+  exists(path: string): Promise<boolean> {
+    return ifExists(() => {
+      accessSync(path);
       return true;
-    } catch (cause) {
-      if (missing(cause)) return false;
-      throw new NodeFsError(`cannot look at ${path}`, { cause });
-    }
+    }, `cannot look at ${path}`).then((r) => r ?? false);
   },
-  async list(dir: string): Promise<string[]> {
-    try {
-      return await readdir(dir);
-    } catch (cause) {
-      if (missing(cause)) return [];
-      throw new NodeFsError(`cannot list ${dir}`, { cause });
-    }
+  list(dir: string): Promise<string[]> {
+    return ifExists(() => readdirSync(dir), `cannot list ${dir}`).then((r) => r ?? []);
   },
-  async mkdirp(path: string): Promise<void> {
-    try {
-      await mkdir(path, { recursive: true, mode: 0o755 });
-    } catch (cause) {
-      throw new NodeFsError(`cannot create ${path}`, { cause });
-    }
+  mkdirp(path: string): Promise<void> {
+    return attempt(() => {
+      try {
+        mkdirSync(path, { recursive: true, mode: 0o755 });
+      } catch (cause) {
+        throw new NodeFsError(`cannot create ${path}`, { cause });
+      }
+    });
   },
 };

@@ -1,7 +1,8 @@
 // The node's own configuration the agent reads on every reconcile: mirrors from registries.conf
-// (and its .d drop-ins) and the keys of the other registries.d files.
+// (and its .d drop-ins) and the keys of the other registries.d files. Synchronous reads of a few
+// small local files: no thread-pool round trips (src/agent/nodeFs.ts says why).
 
-import { readdir, readFile } from "node:fs/promises";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { NodePaths } from "./hostPaths.ts";
 import { mergeRegistries, registriesFrom, type RegistryMirrors } from "./registriesConf.ts";
@@ -19,21 +20,21 @@ export class NodeInputError extends Error {
   override readonly name = "NodeInputError";
 }
 
-async function readIfExists(file: string): Promise<string | undefined> {
+function readIfExists(file: string): string | undefined {
   try {
-    return await readFile(file, "utf8");
+    return readFileSync(file, "utf8");
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new NodeInputError(`cannot read ${file}: ${(cause as Error).message}`, { cause });
   }
 }
 
-async function readRegistries(conf: string, problems: string[]): Promise<RegistryMirrors[]> {
+function readRegistries(conf: string, problems: string[]): RegistryMirrors[] {
   const files = [conf];
   try {
     const d = `${conf}.d`;
     files.push(
-      ...(await readdir(d))
+      ...readdirSync(d)
         .filter((n) => n.endsWith(".conf"))
         .sort()
         .map((n) => path.join(d, n)),
@@ -45,7 +46,7 @@ async function readRegistries(conf: string, problems: string[]): Promise<Registr
   const all: RegistryMirrors[][] = [];
   for (const f of files) {
     try {
-      const text = await readIfExists(f);
+      const text = readIfExists(f);
       if (text !== undefined) all.push(registriesFrom(parseToml(text), f));
     } catch (e) {
       problems.push(`cannot read mirrors from ${f}: ${(e as Error).message}`);
@@ -56,10 +57,10 @@ async function readRegistries(conf: string, problems: string[]): Promise<Registr
 
 /** Throws (RegistriesDReadError) when another registries.d file cannot be read: writing our file
  * could then define a key twice. */
-export async function readNodeInputs(paths: NodePaths): Promise<NodeInputs> {
+export function readNodeInputs(paths: NodePaths): NodeInputs {
   const problems: string[] = [];
-  const registries = await readRegistries(paths.registriesConf, problems);
-  const otherKeys = await readOtherKeys(
+  const registries = readRegistries(paths.registriesConf, problems);
+  const otherKeys = readOtherKeys(
     [paths.registriesD, paths.systemRegistriesD],
     paths.registriesDFile,
   );

@@ -4,9 +4,9 @@
 // agent adapts that document to its node: the same entry for every mirror location of a scope
 // that needs sigstore attachments (registries.conf), and no key that another registries.d file on
 // the node already defines (a key defined in two files makes containers/image fail every pull on
-// the node). What is left out is reported. Pure, except readOtherKeys.
+// the node). What is left out is reported. Pure, except readOtherKeys (synchronous reads).
 
-import { readdir, readFile } from "node:fs/promises";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { indexLayer, type ScopeIndex } from "../compiler/combine.ts";
 import type { Layer } from "../compiler/layer.ts";
@@ -177,15 +177,12 @@ export class RegistriesDReadError extends Error {
 /** Keys defined by every `*.yaml` in `dirs` except `ownFile` (containers/image reads only files
  * ending in `.yaml`). A missing directory has none; an unreadable file throws (the agent cannot
  * know which keys are safe to write). */
-export async function readOtherKeys(
-  dirs: readonly string[],
-  ownFile: string,
-): Promise<Map<string, string>> {
+export function readOtherKeys(dirs: readonly string[], ownFile: string): Map<string, string> {
   const keys = new Map<string, string>();
   for (const dir of dirs) {
     let names: string[];
     try {
-      names = await readdir(dir);
+      names = readdirSync(dir);
     } catch (cause) {
       if ((cause as NodeJS.ErrnoException).code === "ENOENT") continue;
       throw new RegistriesDReadError(`cannot list ${dir}`, { cause });
@@ -195,7 +192,7 @@ export async function readOtherKeys(
       if (file === ownFile) continue;
       let doc: unknown;
       try {
-        doc = readYaml(await readFile(file, "utf8")) ?? {};
+        doc = readYaml(readFileSync(file, "utf8")) ?? {};
       } catch (cause) {
         throw new RegistriesDReadError(`cannot read ${file}: ${(cause as Error).message}`, {
           cause,

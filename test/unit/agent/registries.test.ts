@@ -169,7 +169,7 @@ describe("the node's registries.d file", () => {
         path.join(usr, "default.yaml"),
         "default-docker:\n  lookaside: https://d\ndocker:\n  a.io: {}\n",
       );
-      const keys = await readOtherKeys(
+      const keys = readOtherKeys(
         [etc, usr, path.join(dir, "absent")],
         path.join(etc, "imagepolicy.yaml"),
       );
@@ -178,7 +178,7 @@ describe("the node's registries.d file", () => {
         ["default-docker", path.join(usr, "default.yaml")],
       ]);
       await writeFile(path.join(usr, "broken.yaml"), "docker: [\n");
-      await expect(readOtherKeys([usr], "")).rejects.toThrow(/cannot read/);
+      expect(() => readOtherKeys([usr], "")).toThrow(/cannot read/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
