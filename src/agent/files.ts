@@ -67,6 +67,13 @@ export class NodeFiles {
   /** Texts of the cluster layers cluster.json may hold (from their layer files). */
   readonly #clusterTexts = new Map<string, string>([[EMPTY_LAYER.revision, EMPTY_LAYER.text]]);
   #clusterFilePresent = false;
+  #appliedMemo:
+    | {
+        readonly namespaces: Manifest["namespaces"];
+        readonly clusterLayers: Manifest["clusterLayers"];
+        readonly out: Readonly<Record<string, string>>;
+      }
+    | undefined;
   #renderings: Renderings | undefined;
   /** What registries.d needs of each layer, as a digest, by revision (#registriesFor). */
   #needsSignatures = new Map<string, string>();
@@ -97,9 +104,16 @@ export class NodeFiles {
     return this.#clusterFilePresent;
   }
 
-  /** What the node reports now. */
-  applied(): Record<string, string> {
-    return this.#clusterFilePresent ? appliedRevisions(this.#manifest) : {};
+  /** What the node reports now: the same object while the manifest's records are the same. */
+  applied(): Readonly<Record<string, string>> {
+    if (!this.#clusterFilePresent) return {};
+    const m = this.#manifest;
+    const memo = this.#appliedMemo;
+    if (memo?.namespaces === m.namespaces && memo.clusterLayers === m.clusterLayers)
+      return memo.out;
+    const out = appliedRevisions(m);
+    this.#appliedMemo = { namespaces: m.namespaces, clusterLayers: m.clusterLayers, out };
+    return out;
   }
 
   /** Reads the manifest, the registries.d file and the layer files, and checks that the files

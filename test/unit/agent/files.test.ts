@@ -3,6 +3,7 @@
 import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { NodeFiles } from "../../../src/agent/files.ts";
@@ -21,6 +22,7 @@ import { registriesIndex } from "../../../src/agent/registriesDFile.ts";
 import { parseToml, TomlError } from "../../../src/agent/toml.ts";
 import { LATEST_KNOWN } from "../../../src/compiler/crioVersion.ts";
 import { parseLayer } from "../../../src/compiler/layer.ts";
+import { canonicalJson } from "../../../src/canonicalJson.ts";
 import { layerRevision } from "../../../src/layerConfigMap.ts";
 import { parsePolicyJson } from "../../../src/policyjson/parse.ts";
 import { newPublicKey } from "../../support/builders.ts";
@@ -79,6 +81,19 @@ describe("manifest", () => {
     expect(parseManifest(serializeManifest(m)).manifest).toEqual(m);
     expect(serializeManifest(parseManifest(serializeManifest(m)).manifest)).toBe(
       serializeManifest(m),
+    );
+  });
+  it("is the canonical JSON of the manifest, whatever the order and names of its namespaces", () => {
+    const name = fc.oneof(
+      fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,8}[a-z0-9])?$/),
+      fc.stringMatching(/^[0-9]{1,4}$/),
+    );
+    const revision = fc.constantFrom("", "0123456789abcdef.fedcba9876543210");
+    fc.assert(
+      fc.property(fc.array(fc.tuple(name, revision), { maxLength: 30 }), (entries) => {
+        const manifest = { ...m, namespaces: Object.fromEntries(entries) };
+        expect(serializeManifest(manifest)).toBe(canonicalJson(manifest));
+      }),
     );
   });
   it("reads the version 1 manifest of the agent before, with its inline layers", () => {
