@@ -224,6 +224,13 @@ export class NodeFiles {
       }
       this.#keysChecked = true;
     }
+    if (result.error === undefined && reg.onDisk !== this.#registriesD) {
+      // registries.d changed on disk: what the next reconcile compares with is computed now,
+      // after the files, rather than at the start of the next change (the first namespace
+      // change after a start paid it before its file, ~10 ms and the compilations of a loop over
+      // every scope; docs/scale.md). Its problems are this reconcile's, already reported.
+      this.#registriesFor(d, []);
+    }
     if (result.error === undefined && (result.written.length > 0 || result.removed.length > 0)) {
       const gone = await this.#pruneKeys(result.manifest, renderings, d);
       if (gone.length > 0) result = { ...result, removed: [...result.removed, ...gone] };

@@ -117,13 +117,17 @@ export class LayerSources {
   update(configMaps: readonly KubeObject[], onParsed: OnParsed): void {
     const seen = new Set<string>();
     for (const obj of configMaps) {
-      const id = identify(obj);
-      if (id === undefined) continue;
       const name = obj.metadata.name;
-      seen.add(name);
       const before = this.#tracked.get(name);
       const rv = obj.metadata.resourceVersion;
-      if (before !== undefined && rv !== undefined && before.resourceVersion === rv) continue;
+      // The same object as when it was tracked: nothing to look at again.
+      if (before !== undefined && rv !== undefined && before.resourceVersion === rv) {
+        seen.add(name);
+        continue;
+      }
+      const id = identify(obj);
+      if (id === undefined) continue;
+      seen.add(name);
       this.#tracked.set(name, this.#track(obj, id.namespace, before, onParsed));
       this.#texts = undefined;
       this.#state = undefined;
