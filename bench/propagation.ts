@@ -567,7 +567,7 @@ export async function runPropagation(options: {
       for (let i = 0; i < options.clusterChanges; i++)
         changes.push(await runChange("cluster", ctx));
       const expected = expectedFiles(world.objects, TARGET);
-      let match: boolean | undefined = !floor;
+      let match: boolean | undefined = floor ? undefined : true;
       for (const n of floor ? [] : nodes) {
         const problems = await compareNodeFiles(n.root, expected);
         if (problems.length > 0) {
@@ -631,6 +631,14 @@ export function report(runs: readonly RunFigures[], label: string): string {
         `    files p99 / raw watch p99 = ${ratio.toFixed(2)}` +
           (kind === "namespace" ? `  (target <= 2: ${ratio <= 2 ? "ok" : "MISSED"})` : ""),
       );
+      if (kind === "namespace" && cs.length > 1) {
+        // The first change after the agents start runs code V8 has not optimized for it yet.
+        const later = cs.slice(1);
+        const r2 =
+          stats(later.flatMap((c) => c.filesMs)).p99 / stats(later.map((c) => c.watchMs)).p99;
+        const each = cs.map((c) => (stats(c.filesMs).p99 / c.watchMs).toFixed(2)).join(", ");
+        lines.push(`    change by change: ${each}; without the first: ${r2.toFixed(2)}`);
+      }
       lines.push(
         `    ${row("agent CPU per node per change", cpu, "s")}${kind === "cluster" ? `  target <= 2 s: ${stats(cpu).max <= 2 ? "ok" : "MISSED"}` : ""}`,
       );
