@@ -153,11 +153,7 @@ export class Agent {
       });
     }
     const { layers, node, queue } = this.#d;
-    { const gcs = { n: 0, ms: 0, major: 0 }; (globalThis as unknown as { __gc: typeof gcs }).__gc = gcs; const { PerformanceObserver, constants } = await import("node:perf_hooks"); new PerformanceObserver((l) => { for (const e of l.getEntries()) { gcs.n++; gcs.ms += e.duration; if (((e as unknown as { detail: { kind: number } }).detail).kind !== constants.NODE_PERFORMANCE_GC_MINOR) gcs.major++; } }).observe({ entryTypes: ["gc"] }); }
-    (globalThis as unknown as { __T: (l: string) => void }).__T = (l: string) => { const g = globalThis as unknown as { __t0?: [number, number] }; if (g.__t0 !== undefined) { const c = process.cpuUsage(); process.stderr.write(`TIMING ${l} wall ${(performance.now() - g.__t0[0]).toFixed(1)} cpu ${((c.user + c.system - g.__t0[1]) / 1000).toFixed(2)}\n`); } };
     const kick = (): void => {
-      const g = globalThis as unknown as { __t0?: [number, number] };
-      if (g.__t0 === undefined) { const c = process.cpuUsage(); g.__t0 = [performance.now(), c.user + c.system]; }
       queue.add(NODE_KEY);
     };
     // A Node changes often (conditions, heartbeats); only its runtime or identity matter here.
@@ -241,14 +237,11 @@ export class Agent {
     const errors: string[] = [];
     let readyReason = "Applied";
     let failed = false;
-    (globalThis as unknown as { __T: (l: string) => void }).__T("start");
     this.#sources.update(this.#d.layers.list(), (_ns, layer, parsed) => {
       this.#needs.set(layer.revision, registriesIndex(parsed));
       this.#keyNames.set(layer.revision, layerKeyNames(parsed));
     });
-    (globalThis as unknown as { __T: (l: string) => void }).__T("update");
     const state = this.#sources.state();
-    (globalThis as unknown as { __T: (l: string) => void }).__T("sources");
     errors.push(...state.problems);
     this.#pruneNeeds(state);
     const c = state.cluster;
@@ -270,7 +263,6 @@ export class Agent {
       try {
         const inputs = await this.#d.readNodeInputs();
         errors.push(...inputs.problems);
-        (globalThis as unknown as { __T: (l: string) => void }).__T("inputs");
         const out = await this.#files.reconcile(
           {
             cluster,
@@ -313,7 +305,6 @@ export class Agent {
     }
     if (errors.length > 0) logger.warn({ problems: errors.slice(0, 20) }, "reconcile problems");
 
-    (globalThis as unknown as { __T: (l: string) => void }).__T("files");
     const enf: Enforcement = enforcement({
       runtime,
       crioVersion,
@@ -323,7 +314,6 @@ export class Agent {
     });
     metrics.enforcing.set(enf.enforcing ? 1 : 0);
     const ready = readyReason === "Applied";
-    (globalThis as unknown as { __T: (l: string) => void }).__T("probe");
     const reported = await this.#reporter.report(
       facts.uid,
       {
@@ -348,7 +338,6 @@ export class Agent {
       this.#d.now().toISOString(),
     );
     if (reported) metrics.statusWrites.set(this.#reporter.writes);
-    { const g = globalThis as unknown as { __t0?: [number, number] }; if (g.__t0 !== undefined) { const c = process.cpuUsage(); { const gc = (globalThis as unknown as { __gc: { n: number; ms: number; major: number } }).__gc; process.stderr.write(`TIMING end wall ${(performance.now() - g.__t0[0]).toFixed(1)} cpu ${((c.user + c.system - g.__t0[1]) / 1000).toFixed(1)}\nGCSTAT ${gc.n} ${gc.ms.toFixed(2)} ${gc.major}\n`); } delete g.__t0; } }
     return !failed && reported;
   }
 
