@@ -5,7 +5,7 @@
 // render, no manifest, no status. N of these on the machine's cores say how close to the raw
 // watch any N agents can get there; the agent's own figures are read against them.
 //
-// Usage: node bench/floorNode.ts --kubeconfig=FILE --root=DIR
+// Usage: node bench/floorNode.ts --kubeconfig=FILE --root=DIR --namespace=NS (of the layers)
 
 import { mkdirSync } from "node:fs";
 import path from "node:path";
@@ -15,14 +15,23 @@ import { jsonLogger } from "../src/agent/log.ts";
 import { atomicWriteSync } from "../src/atomicWrite.ts";
 import { Informer, KubeClient, loadKubeConfig, Resources } from "../src/kube/index.ts";
 import { LAYER_KEY, LAYER_SELECTOR } from "../src/layerConfigMap.ts";
-import { OPERATOR_NAMESPACE } from "./world.ts";
 
 const { values } = parseArgs({
-  options: { kubeconfig: { type: "string" }, root: { type: "string" } },
+  options: {
+    kubeconfig: { type: "string" },
+    root: { type: "string" },
+    namespace: { type: "string" },
+  },
   strict: true,
 });
-if (values.kubeconfig === undefined || values.root === undefined) {
-  process.stderr.write("usage: floorNode.ts --kubeconfig=FILE --root=DIR\n");
+// The namespace comes as an argument: importing bench/world.ts for it loaded the fixture's
+// generator and the compiler into every floor process.
+if (
+  values.kubeconfig === undefined ||
+  values.root === undefined ||
+  values.namespace === undefined
+) {
+  process.stderr.write("usage: floorNode.ts --kubeconfig=FILE --root=DIR --namespace=NS\n");
   process.exit(2);
 }
 const dir = path.join(values.root, "floor");
@@ -39,7 +48,7 @@ const client = new KubeClient(
 const layers = new Informer({
   name: "floor layers",
   source: client.listWatcher(Resources.configMaps, {
-    namespace: OPERATOR_NAMESPACE,
+    namespace: values.namespace,
     labelSelector: LAYER_SELECTOR,
     pageSize: 20,
   }),

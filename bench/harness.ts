@@ -360,10 +360,11 @@ export function startAgent(o: AgentOptions): AgentProcess {
 
 /** bench/floorNode.ts on a node: the least any agent does to get a layer there. */
 export function startFloorNode(o: AgentOptions): AgentProcess {
-  return startProcess(repoRoot, [`--kubeconfig=${o.kubeconfig}`, `--root=${o.root}`], {
-    ...o,
-    script: "bench/floorNode.ts",
-  });
+  return startProcess(
+    repoRoot,
+    [`--kubeconfig=${o.kubeconfig}`, `--root=${o.root}`, `--namespace=${OPERATOR_NAMESPACE}`],
+    { ...o, script: "bench/floorNode.ts" },
+  );
 }
 
 /** `imagepolicy controller` of `tree` (metrics and health on the given ports). */

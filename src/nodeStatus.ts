@@ -40,9 +40,15 @@ export const UNRENDERED = "unrendered";
 export function parseNamespaceFileRevision(
   value: string,
 ): { readonly cluster: string; readonly namespace: string } | undefined {
+  const dot = revisionDot(value);
+  return dot < 0 ? undefined : { cluster: value.slice(0, dot), namespace: value.slice(dot + 1) };
+}
+
+/** Where the one dot between a namespace file revision's two non-empty parts is; -1 when
+ * `value` is not one. */
+function revisionDot(value: string): number {
   const dot = value.indexOf(".");
-  if (dot <= 0 || dot === value.length - 1 || value.indexOf(".", dot + 1) !== -1) return undefined;
-  return { cluster: value.slice(0, dot), namespace: value.slice(dot + 1) };
+  return dot <= 0 || dot === value.length - 1 || value.indexOf(".", dot + 1) !== -1 ? -1 : dot;
 }
 
 /** What a node reports for a namespace file whose manifest revision is `value`, next to
@@ -52,16 +58,9 @@ export function parseNamespaceFileRevision(
  * being replaced). */
 export function reportedNamespaceRevision(value: string, cluster: string): string {
   if (cluster === "") return value;
-  // parseNamespaceFileRevision(value)?.cluster === cluster, without its object (500 of these
-  // per report).
-  const n = cluster.length;
-  return value.length > n + 1 &&
-    value.charCodeAt(n) === 46 && // "."
-    value.startsWith(cluster) &&
-    !cluster.includes(".") &&
-    value.indexOf(".", n + 1) === -1
-    ? value.slice(n + 1)
-    : value;
+  // parseNamespaceFileRevision without its object (500 of these per report).
+  const dot = revisionDot(value);
+  return dot === cluster.length && value.startsWith(cluster) ? value.slice(dot + 1) : value;
 }
 
 /** The revision `<namespace>.json` reports, in full ("<cluster>.<namespace>"): the short form

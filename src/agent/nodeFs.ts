@@ -43,13 +43,10 @@ export function realNodeFs(): NodeFs {
   const dirty = new Set<string>();
   return {
     write(path, data) {
-      try {
+      return attempt(() => {
         atomicWriteSync(path, data);
-      } catch (err) {
-        return Promise.reject(err instanceof Error ? err : new NodeFsError(String(err)));
-      }
-      dirty.add(dirname(path));
-      return new Promise((resolve) => setImmediate(resolve));
+        dirty.add(dirname(path));
+      }).then(() => new Promise((resolve) => setImmediate(resolve)));
     },
     sync() {
       return attempt(() => {
