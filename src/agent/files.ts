@@ -86,6 +86,16 @@ export class NodeFiles {
   /** registriesD() of the layers, by what registries.d needs of each (#registriesFor): kept when
    * only the document on disk changed (the reconcile after one that wrote registries.d). */
   #compiled: { readonly key: string; readonly value: ReturnType<typeof registriesD> } | undefined;
+  /** What the last reconcile was given, when it left every file final with no problem: the next
+   * one then looks only at the namespaces whose layer input moved (#changedOnly). */
+  #settled:
+    | {
+        readonly cluster: string;
+        readonly namespaces: ReadonlyMap<string, LayerInput>;
+        readonly node: string;
+        readonly target: CrioVersion;
+      }
+    | undefined;
 
   constructor(paths: NodePaths, hostPolicyDir: string, fs: NodeFs, logger: Logger) {
     this.#paths = paths;
@@ -165,6 +175,7 @@ export class NodeFiles {
    * stock behaviour, which no namespace file can be looser than. */
   async ensureClusterFile(target: CrioVersion): Promise<ApplyResult | undefined> {
     if (this.#clusterFilePresent) return undefined;
+    this.#settled = undefined;
     const [only] = this.#manifest.clusterLayers;
     const keep =
       this.#manifest.clusterLayers.length === 1 &&
@@ -179,7 +190,7 @@ export class NodeFiles {
       { kind: "checkpoint", clusterLayers: [revision] },
     ];
     const text = (rev: string): string | undefined => this.#clusterTexts.get(rev);
-    return this.#apply({ steps, problems: [] }, this.#renderingsFor(target, text), text);
+    return this.#apply({ steps, problems: [], looked: 0 }, this.#renderingsFor(target, text), text);
   }
 
   async reconcile(d: DesiredFiles, signal?: AbortSignal): Promise<FilesOutcome> {
@@ -194,12 +205,18 @@ export class NodeFiles {
       );
     }
     const problems: string[] = [];
-    const reg = this.#registriesFor(d, problems);
+    const node = nodeKey(d.inputs);
+    const only = this.#changedOnly(d, node);
+    this.#settled = undefined;
+    let reg = this.#registries;
+    if (only === undefined || reg === undefined) reg = this.#registriesFor(d, node, problems);
+    else problems.push(...reg.problems);
     const p = plan({
       manifest: this.#manifest,
       clusterFilePresent: this.#clusterFilePresent,
       cluster: C,
       namespaces: d.namespaces,
+      ...(only === undefined ? {} : { only }),
       relation: this.#relation(C, renderings),
       registriesD: {
         current: this.#registriesD,
@@ -229,19 +246,77 @@ export class NodeFiles {
       // after the files, rather than at the start of the next change (the first namespace
       // change after a start paid it before its file, ~10 ms and the compilations of a loop over
       // every scope; docs/scale.md). Its problems are this reconcile's, already reported.
-      this.#registriesFor(d, []);
+      this.#registriesFor(d, node, []);
     }
     if (result.error === undefined && (result.written.length > 0 || result.removed.length > 0)) {
       const gone = await this.#pruneKeys(result.manifest, renderings, d);
       if (gone.length > 0) result = { ...result, removed: [...result.removed, ...gone] };
     }
     renderings.retain([C]);
-    return {
-      result,
-      plan: p,
-      omittedKeys: reg.omitted,
-      problems: [...problems, ...p.problems, ...result.problems],
-    };
+    const allProblems = [...problems, ...p.problems, ...result.problems];
+    const m = this.#manifest;
+    if (
+      result.error === undefined &&
+      allProblems.length === 0 &&
+      this.#clusterFilePresent &&
+      m.clusterLayers.length === 1 &&
+      m.clusterLayers[0] === C
+    ) {
+      this.#settled = { cluster: C, namespaces: d.namespaces, node, target: d.target };
+    }
+    return { result, plan: p, omittedKeys: reg.omitted, problems: allProblems };
+  }
+
+  /** The namespaces whose layer input moved since the last reconcile, when that one left every
+   * file final and nothing else moved: the same cluster layer, CRI-O version, node inputs,
+   * namespaces (in order), registries.d on disk as computed, and what registries.d needs of each
+   * namespace's layer. Undefined: look at every namespace. A LayerInput is the same object while
+   * its ConfigMap does not move (LayerSources), so this compares references, not texts: a
+   * namespace change costs no work over the other 499 namespaces before its file is written
+   * (docs/scale.md). */
+  #changedOnly(d: DesiredFiles, node: string): Set<string> | undefined {
+    const s = this.#settled;
+    const last = this.#registries;
+    if (
+      s === undefined ||
+      last === undefined ||
+      last.onDisk !== this.#registriesD ||
+      s.cluster !== d.cluster.revision ||
+      s.node !== node ||
+      !sameVersion(s.target, d.target) ||
+      s.namespaces.size !== d.namespaces.size
+    ) {
+      return undefined;
+    }
+    const changed = new Set<string>();
+    const before = s.namespaces.entries();
+    for (const [ns, want] of d.namespaces) {
+      const next = before.next();
+      if (next.done === true || next.value[0] !== ns) return undefined;
+      const old = next.value[1];
+      if (old === want) continue;
+      const a = usableLayer(old);
+      const b = usableLayer(want);
+      if (a?.revision !== b?.revision) {
+        if (a === undefined || b === undefined) return undefined;
+        if (this.#signature(a.revision, d) !== this.#signature(b.revision, d)) return undefined;
+        this.#needsSignatures.delete(a.revision);
+      }
+      changed.add(ns);
+    }
+    return changed;
+  }
+
+  /** What registries.d needs of a layer, as a digest (kept by revision until the next full
+   * computation in #registriesFor). */
+  #signature(rev: string, d: DesiredFiles): string {
+    let sig = this.#needsSignatures.get(rev);
+    if (sig === undefined) {
+      const n = d.needs(rev);
+      sig = n === undefined ? `unknown ${rev}` : needsSignature(n);
+      this.#needsSignatures.set(rev, sig);
+    }
+    return sig;
   }
 
   async #apply(
@@ -333,7 +408,7 @@ export class NodeFiles {
   }
 
   /** registries.d for the desired state, recomputed only when its inputs changed. */
-  #registriesFor(d: DesiredFiles, problems: string[]): RegistriesFor {
+  #registriesFor(d: DesiredFiles, node: string, problems: string[]): RegistriesFor {
     // What the desired document depends on (recorded in the manifest); the union with what is on
     // disk depends on that too. A layer counts by what registries.d needs of it, not by its
     // revision: a new key (the commonest change) leaves the document as it is, and computing it
@@ -360,7 +435,6 @@ export class NodeFiles {
       sigs.push(signature(layer.revision));
     }
     this.#needsSignatures = signatures;
-    const node = JSON.stringify([d.inputs.registries, [...d.inputs.otherKeys]]);
     const last = this.#registries;
     if (
       last !== undefined &&
@@ -433,6 +507,16 @@ type RegistriesFor = ReturnType<typeof computeRegistriesD> & {
   /** What this computation reported (reported again while it is kept). */
   readonly problems: readonly string[];
 };
+
+/** The node's own inputs registries.d depends on, as a comparable string. */
+function nodeKey(inputs: NodeInputs): string {
+  return JSON.stringify([inputs.registries, [...inputs.otherKeys]]);
+}
+
+/** The layer a namespace's file is built from, if any. */
+function usableLayer(want: LayerInput): LayerText | undefined {
+  return want.ok ? want.layer : want.lastGood;
+}
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;

@@ -24,7 +24,9 @@
 //   5. registries.d: the new entries; the manifest with the final revisions; old layer texts go.
 // A namespace change therefore writes one policy file (and the manifest); a restart with current
 // files writes nothing; a cluster change writes each namespace file once, or twice when the new
-// cluster layer is tighter somewhere and looser elsewhere.
+// cluster layer is tighter somewhere and looser elsewhere. Given `only` (the namespaces whose
+// layer moved since every file was last final), a namespace change also looks at its own
+// namespace alone: no work over the other files before its file is written.
 
 import type { RegistriesDDocument } from "../compiler/registriesD.ts";
 import {
@@ -60,6 +62,11 @@ export interface PlanInput {
   readonly namespaces: ReadonlyMap<string, LayerInput>;
   /** Only read when the cluster layer changes. */
   readonly relation: ClusterRelation;
+  /** When set, only these namespaces are looked at: the caller knows every other file is final
+   * (NodeFiles: the last reconcile left every file final, and since then only these namespaces'
+   * layer inputs moved, with the same cluster layer, node inputs and registries.d needs).
+   * Ignored unless cluster.json holds the cluster layer: a cluster change looks at every file. */
+  readonly only?: ReadonlySet<string>;
   /** The registries.d document on disk, and the one the layers and node need. */
   readonly registriesD: {
     readonly current: RegistriesDDocument;
@@ -107,6 +114,8 @@ export interface Plan {
   readonly steps: readonly Step[];
   /** Expected problems (a namespace layer that cannot be used, ...), reported in status. */
   readonly problems: readonly string[];
+  /** How many namespaces the plan looked at (all of them, or `only`). */
+  readonly looked: number;
 }
 
 /** The revision a final namespace file records for `source` on cluster layer `cluster`. */
@@ -142,12 +151,19 @@ export function plan(input: PlanInput): Plan {
   const problems: string[] = [];
   const P = m.clusterLayers;
   const clusterCurrent = P.length === 1 && P[0] === C && input.clusterFilePresent;
-  const owned = new Set(Object.keys(m.namespaces));
+  const only = clusterCurrent ? input.only : undefined;
+  const owned = new Set(
+    only === undefined
+      ? Object.keys(m.namespaces)
+      : [...only].filter((ns) => Object.hasOwn(m.namespaces, ns)),
+  );
+  const candidates: Iterable<[string, LayerInput]> =
+    only === undefined ? input.namespaces : present(input.namespaces, only);
 
   // What each namespace file should be made of.
   const wanted = new Map<string, readonly Source[]>();
   const keep = new Set<string>();
-  for (const [ns, want] of input.namespaces) {
+  for (const [ns, want] of candidates) {
     if (!isDns1123Label(ns)) {
       problems.push(`namespace ${JSON.stringify(ns)} is not a DNS-1123 label: no file written`);
       continue;
@@ -234,7 +250,17 @@ export function plan(input: PlanInput): Plan {
   }
   steps.push({ kind: "checkpoint", registriesD: reg.inputs });
   steps.push({ kind: "pruneLayerFiles", keep: [C] });
-  return { steps, problems };
+  return { steps, problems, looked: (only ?? input.namespaces).size };
+}
+
+/** The entries of `namespaces` named in `only`, in the map's order. */
+function present(
+  namespaces: ReadonlyMap<string, LayerInput>,
+  only: ReadonlySet<string>,
+): [string, LayerInput][] {
+  const out: [string, LayerInput][] = [];
+  for (const entry of namespaces) if (only.has(entry[0])) out.push(entry);
+  return out;
 }
 
 /** What a node reports once the manifest is `m` (with cluster.json present): a file being

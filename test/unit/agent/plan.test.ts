@@ -7,7 +7,9 @@ import path from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { NodeFilesError } from "../../../src/agent/files.ts";
+import type { LayerInput } from "../../../src/agent/layers.ts";
 import { parseManifest } from "../../../src/agent/manifest.ts";
+import { plan, sourceRevision, type PlanInput } from "../../../src/agent/plan.ts";
 import { combine, indexLayer } from "../../../src/compiler/combine.ts";
 import { LATEST_KNOWN, parseCrioVersion } from "../../../src/compiler/crioVersion.ts";
 import type { Layer } from "../../../src/compiler/layer.ts";
@@ -157,9 +159,54 @@ describe("plan + apply", () => {
     await n.node.files.load();
     await step(n, c1, { "team-a": teamA, "team-b": teamB, "team-c": teamC });
     const teamA2 = layer("team-a", [[["reg.io"], keyReq(K2)]]);
-    const written = await step(n, c1, { "team-a": teamA2, "team-b": teamB, "team-c": teamC });
-    expect(written.filter((p) => p !== PATHS.manifest)).toEqual([nsFile("team-a")]);
+    const out = await n.node.apply(c1, { "team-a": teamA2, "team-b": teamB, "team-c": teamC });
+    expect(out.result.error).toBeUndefined();
+    expect(out.result.written.filter((p) => p !== PATHS.manifest)).toEqual([nsFile("team-a")]);
+    // It looked at that namespace alone, not at the two whose files are final.
+    expect(out.plan.looked).toBe(1);
     expectCompiled(n, c1, { "team-a": teamA2, "team-b": teamB, "team-c": teamC });
+    // Nothing moved: nothing looked at. A cluster change, or a restart, looks at every file.
+    const again = await n.node.apply(c1, { "team-a": teamA2, "team-b": teamB, "team-c": teamC });
+    expect([again.plan.looked, again.result.written]).toEqual([0, []]);
+    const moved = await n.node.apply(c2, { "team-a": teamA2, "team-b": teamB, "team-c": teamC });
+    expect(moved.plan.looked).toBe(3);
+    await n.node.restart();
+    const restarted = await n.node.apply(c2, {
+      "team-a": teamA2,
+      "team-b": teamB,
+      "team-c": teamC,
+    });
+    expect([restarted.plan.looked, restarted.result.written]).toEqual([3, []]);
+    // A namespace that came or went: every file is looked at.
+    const gone = await n.node.apply(c2, { "team-a": teamA2, "team-b": teamB });
+    expect(gone.plan.looked).toBe(2);
+    expect(gone.result.removed).toEqual([nsFile("team-c")]);
+  });
+
+  it("a namespace change that moves what registries.d needs looks at every namespace", async () => {
+    const n = newNode();
+    await n.node.files.load();
+    await step(n, c1, { "team-a": teamA, "team-b": teamB });
+    const before = n.node.fs.files.get(PATHS.registriesDFile);
+    const teamA2 = layer("team-a", [[["a.sub.reg.io"], keyReq(K1)]]);
+    const out = await n.node.apply(c1, { "team-a": teamA2, "team-b": teamB });
+    expect(out.plan.looked).toBe(2);
+    expect(out.result.written).toContain(PATHS.registriesDFile);
+    expect(n.node.fs.files.get(PATHS.registriesDFile)).not.toEqual(before);
+    expectCompiled(n, c1, { "team-a": teamA2, "team-b": teamB });
+  });
+
+  it("after a reconcile with a problem, the next looks at every namespace again", async () => {
+    const n = newNode();
+    await n.node.files.load();
+    await step(n, c1, { "team-a": teamA, "team-b": teamB });
+    const broken = { unusable: "bad JSON", lastGood: teamA };
+    const first = await n.node.apply(c1, { "team-a": broken, "team-b": teamB });
+    expect(first.plan.looked).toBe(1);
+    expect(first.problems.length).toBeGreaterThan(0);
+    const second = await n.node.apply(c1, { "team-a": broken, "team-b": teamB });
+    expect(second.plan.looked).toBe(2);
+    expectCompiled(n, c1, { "team-a": teamA, "team-b": teamB });
   });
 
   it("a cluster change that replaces a key writes an intersection before cluster.json", async () => {
@@ -367,4 +414,80 @@ describe("tighten-only at every instant (random transitions, failures and restar
       { numRuns: 150 },
     );
   }, 180_000);
+});
+
+describe("plan with `only`", () => {
+  // NodeFiles passes `only` when every other file is final (files.ts #changedOnly): the plan must
+  // then be the one it makes looking at every namespace.
+  const C = "c1";
+  const NAMES = ["a", "b", "c", "d", "e", "f", "Bad_Name"];
+  const arbInput: fc.Arbitrary<LayerInput> = fc.oneof(
+    fc
+      .constantFrom("r1", "r2")
+      .map((r): LayerInput => ({ ok: true, layer: { text: "", revision: r } })),
+    fc.option(fc.constantFrom("r1", "r2"), { nil: undefined }).map((r): LayerInput => ({
+      ok: false,
+      reason: "bad",
+      ...(r === undefined ? {} : { lastGood: { text: "", revision: r } }),
+    })),
+  );
+  const arbOnFile = fc.option(fc.constantFrom("", `${C}.r1`, `${C}.r2`, "c0.r1"), {
+    nil: undefined,
+  });
+  const arbCase = fc.record({
+    entries: fc.array(
+      fc.record({
+        changed: fc.boolean(),
+        want: fc.option(arbInput, { nil: undefined }),
+        onFile: arbOnFile,
+      }),
+      { minLength: NAMES.length, maxLength: NAMES.length },
+    ),
+    clusterLayers: fc.constantFrom([C], ["c0", C]),
+  });
+
+  it("makes the plan it makes looking at every namespace, when the others are final", () => {
+    fc.assert(
+      fc.property(arbCase, ({ entries, clusterLayers }) => {
+        const namespaces = new Map<string, LayerInput>();
+        const recorded: Record<string, string> = {};
+        const only = new Set<string>();
+        entries.forEach((e, i) => {
+          const ns = NAMES[i] ?? "";
+          if (!e.changed) {
+            // Final: a usable layer, recorded as written on this cluster layer.
+            if (ns === "Bad_Name") return;
+            const want: LayerInput = { ok: true, layer: { text: "", revision: `r${String(i)}` } };
+            namespaces.set(ns, want);
+            recorded[ns] = sourceRevision(C, { kind: "layer", revision: `r${String(i)}` });
+            return;
+          }
+          only.add(ns);
+          if (e.want !== undefined) namespaces.set(ns, e.want);
+          if (e.onFile !== undefined) recorded[ns] = e.onFile;
+        });
+        const input: PlanInput = {
+          manifest: {
+            version: 2,
+            policyDir: "/etc/crio/policies",
+            clusterLayers,
+            namespaces: recorded,
+            registriesD: "",
+          },
+          clusterFilePresent: true,
+          cluster: C,
+          namespaces,
+          relation: "unknown",
+          registriesD: { current: {}, union: {}, desired: {}, inputs: "" },
+        };
+        const all = plan(input);
+        const some = plan({ ...input, only });
+        expect({ steps: some.steps, problems: some.problems }).toEqual({
+          steps: all.steps,
+          problems: all.problems,
+        });
+      }),
+      { numRuns: 500 },
+    );
+  });
 });

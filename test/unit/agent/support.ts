@@ -166,12 +166,20 @@ export const keyReq = (...keys: string[]): Requirement => ({
 export const REJECT: Requirement = { kind: "reject" };
 export const ACCEPT: Requirement = { kind: "accept" };
 
+function sameInput(a: LayerInput, b: LayerInput): boolean {
+  if (a.ok && b.ok) return a.layer.revision === b.layer.revision;
+  if (a.ok || b.ok) return false;
+  return a.reason === b.reason && a.lastGood?.revision === b.lastGood?.revision;
+}
+
 /** A node's files in memory, moved by the real NodeFiles (plan + apply), as the agent does. */
 export class TestNode {
   readonly fs: MemoryFs;
   files: NodeFiles;
   /** Every layer text seen, by revision (what the informer holds: current and last usable). */
   readonly texts = new Map<string, string>();
+  /** The last input given for each namespace. */
+  readonly #inputs = new Map<string, LayerInput>();
 
   constructor(onChange?: (s: Snapshot, what: string) => void) {
     this.fs = new MemoryFs(onChange);
@@ -203,14 +211,21 @@ export class TestNode {
   ): Promise<FilesOutcome> {
     const ns = new Map<string, LayerInput>();
     for (const [name, l] of Object.entries(namespaces)) {
+      let want: LayerInput;
       if ("unusable" in l) {
         const lastGood = l.lastGood === undefined ? undefined : this.remember(l.lastGood);
-        ns.set(name, {
+        want = {
           ok: false,
           reason: l.unusable,
           ...(lastGood === undefined ? {} : { lastGood }),
-        });
-      } else ns.set(name, { ok: true, layer: this.remember(l) });
+        };
+      } else want = { ok: true, layer: this.remember(l) };
+      // The same object while nothing moved, as LayerSources gives it (NodeFiles then looks only
+      // at the namespaces whose input moved).
+      const before = this.#inputs.get(name);
+      if (before !== undefined && sameInput(before, want)) want = before;
+      this.#inputs.set(name, want);
+      ns.set(name, want);
     }
     return this.files.reconcile({
       cluster: this.remember(cluster),
