@@ -8,6 +8,7 @@
 import type { Logger } from "../kube/index.ts";
 import type { ScopeIndex } from "../compiler/combine.ts";
 import { LATEST_KNOWN, parseCrioVersion, type CrioVersion } from "../compiler/crioVersion.ts";
+import type { Layer } from "../compiler/layer.ts";
 import type { Informer, InformerEvent, KubeObject, WorkQueue } from "../kube/index.ts";
 import type { Runtime } from "../nodeStatus.ts";
 import {
@@ -237,9 +238,15 @@ export class Agent {
     const errors: string[] = [];
     let readyReason = "Applied";
     let failed = false;
+    // The layers parsed now are rendered next: handed over rather than parsed again, unless
+    // there are many (a start parses every layer; keeping them all would raise the peak).
+    let parsedNow: Map<string, Layer> | undefined = new Map();
     this.#sources.update(this.#d.layers.list(), (_ns, layer, parsed) => {
       this.#needs.set(layer.revision, registriesIndex(parsed));
       this.#keyNames.set(layer.revision, layerKeyNames(parsed));
+      if (parsedNow !== undefined && parsedNow.size < HANDED_OVER)
+        parsedNow.set(layer.revision, parsed);
+      else parsedNow = undefined;
     });
     const state = this.#sources.state();
     errors.push(...state.problems);
@@ -272,6 +279,7 @@ export class Agent {
             inputs,
             target,
             text: (rev) => this.#sources.text(rev),
+            parsed: (rev) => parsedNow?.get(rev),
             keyNames: (rev) => this.#keyNames.get(rev),
           },
           this.#stopping.signal,
@@ -392,3 +400,6 @@ export class Agent {
 }
 
 const EMPTY_NEEDS: ScopeIndex = { scopes: new Map() };
+
+/** At most this many layers parsed by one reconcile's update are handed to the renderer. */
+const HANDED_OVER = 16;

@@ -6,7 +6,7 @@
 import path from "node:path";
 import { indexLayer, type ScopeIndex } from "../compiler/combine.ts";
 import type { CrioVersion } from "../compiler/crioVersion.ts";
-import { parseLayer } from "../compiler/layer.ts";
+import { parseLayer, type Layer } from "../compiler/layer.ts";
 import type { RegistriesDDocument } from "../compiler/registriesD.ts";
 import {
   layerFilePath,
@@ -36,6 +36,7 @@ const REJECT_ALL: ScopeIndex = indexLayer({
 export class Renderings {
   readonly target: CrioVersion;
   #text: (revision: string) => string | undefined;
+  #parsed: ((revision: string) => Layer | undefined) | undefined;
   readonly #cache: ValueCache;
   readonly #bases = new Map<string, BaseRendering>();
   /** Layers parsed during one reconcile (a transition renders each namespace twice). */
@@ -51,9 +52,14 @@ export class Renderings {
     this.#cache = new ValueCache(target, keyRef);
   }
 
-  /** Where layer texts come from now (renderings already made stay: a revision names a text). */
-  setText(text: (revision: string) => string | undefined): void {
+  /** Where layer texts come from now, and layers already parsed (renderings already made stay:
+   * a revision names a text). */
+  setText(
+    text: (revision: string) => string | undefined,
+    parsed?: (revision: string) => Layer | undefined,
+  ): void {
     this.#text = text;
+    this.#parsed = parsed;
   }
 
   /** Keeps only the rendering of these cluster layers (the current one), and forgets rendered
@@ -64,6 +70,7 @@ export class Renderings {
     for (const b of this.#bases.values()) b.trim();
     this.#cache.trim();
     this.#indexes.clear();
+    this.#parsed = undefined;
   }
 
   /** The parsed layer of `revision` (kept until retain()); undefined when its text is not known
@@ -71,12 +78,16 @@ export class Renderings {
   index(revision: string): ScopeIndex | undefined {
     let index = this.#indexes.get(revision);
     if (index !== undefined) return index;
-    const text = this.#text(revision);
-    if (text === undefined) return undefined;
-    try {
-      index = indexLayer(parseLayer(text));
-    } catch {
-      return undefined;
+    const parsed = this.#parsed?.(revision);
+    if (parsed !== undefined) index = indexLayer(parsed);
+    else {
+      const text = this.#text(revision);
+      if (text === undefined) return undefined;
+      try {
+        index = indexLayer(parseLayer(text));
+      } catch {
+        return undefined;
+      }
     }
     this.#indexes.set(revision, index);
     return index;

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import type { Logger } from "../kube/index.ts";
 import { allowsNoMore, type ScopeIndex } from "../compiler/combine.ts";
 import type { CrioVersion } from "../compiler/crioVersion.ts";
-import { EMPTY_CLUSTER_LAYER, serializeLayer } from "../compiler/layer.ts";
+import { EMPTY_CLUSTER_LAYER, serializeLayer, type Layer } from "../compiler/layer.ts";
 import { registriesD, type RegistriesDDocument } from "../compiler/registriesD.ts";
 import { layerRevision } from "../layerConfigMap.ts";
 import { parseNamespaceFileRevision, UNRENDERED } from "../nodeStatus.ts";
@@ -47,6 +47,8 @@ export interface DesiredFiles {
   /** The key file names a layer's policies need (layerKeyNames), by revision; missing: unknown
    * (then the layer is parsed again to find them). */
   readonly keyNames?: (revision: string) => readonly string[] | undefined;
+  /** Layers already parsed (by this reconcile's update), by revision: not parsed again. */
+  readonly parsed?: (revision: string) => Layer | undefined;
 }
 
 export interface FilesOutcome {
@@ -197,7 +199,7 @@ export class NodeFiles {
     const C = d.cluster.revision;
     const text = (rev: string): string | undefined =>
       rev === C ? d.cluster.text : (this.#clusterTexts.get(rev) ?? d.text(rev));
-    const renderings = this.#renderingsFor(d.target, text);
+    const renderings = this.#renderingsFor(d.target, text, d.parsed);
     const base = renderings.base([C]);
     if (base === undefined || base.problems.length > 0) {
       throw new NodeFilesError(
@@ -383,14 +385,18 @@ export class NodeFiles {
     }
   }
 
-  #renderingsFor(target: CrioVersion, text: (rev: string) => string | undefined): Renderings {
-    const r = this.#renderings;
-    if (r !== undefined && sameVersion(r.target, target)) {
-      r.setText(text);
-      return r;
+  #renderingsFor(
+    target: CrioVersion,
+    text: (rev: string) => string | undefined,
+    parsed?: (rev: string) => Layer | undefined,
+  ): Renderings {
+    let r = this.#renderings;
+    if (r === undefined || !sameVersion(r.target, target)) {
+      r = new Renderings(target, text, this.#keys.ref);
+      this.#renderings = r;
     }
-    this.#renderings = new Renderings(target, text, this.#keys.ref);
-    return this.#renderings;
+    r.setText(text, parsed);
+    return r;
   }
 
   /** How C relates to the layers cluster.json may hold; computed only when they differ. */
