@@ -215,7 +215,11 @@ export class Informer {
   #upsert(key: string, object: KubeObject): void {
     const old = this.#cache.get(key);
     this.#cache.set(key, object);
-    this.#sorted = undefined;
+    // An update keeps the order: the object is replaced where it is, rather than sorting every
+    // key again on the next list() (the agent lists 500 layer ConfigMaps per change).
+    const at = old === undefined || this.#sorted === undefined ? -1 : this.#sorted.indexOf(old);
+    if (at >= 0 && this.#sorted !== undefined) this.#sorted[at] = object;
+    else this.#sorted = undefined;
     if (old === undefined) this.#emit({ type: "added", object });
     else if (old.metadata.resourceVersion !== object.metadata.resourceVersion) {
       this.#emit({ type: "updated", object, old });

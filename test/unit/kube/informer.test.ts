@@ -192,6 +192,41 @@ describe("Informer", () => {
     expect(h.informer.resourceVersion).toBe("13");
   });
 
+  it("lists in name order after every event, an update in place of the object it replaces", async () => {
+    const h = harness((s) => {
+      s.lists.push(listed("10", cm("c", "1"), cm("a", "2"), cm("b", "3")));
+      s.watches.push({
+        events: [
+          modified(cm("b", "11")),
+          added(cm("aa", "12")),
+          modified(cm("a", "13")),
+          deleted(cm("c", "14")),
+          modified(cm("aa", "15")),
+          added(cm("c", "16")),
+        ],
+        then: "end",
+      });
+    });
+    // list() right after each event (the sorted list is kept between events).
+    const seen: string[][] = [];
+    h.informer.onEvent(() => seen.push(cached(h.informer)));
+    await start(h);
+    expect(seen).toEqual([
+      ["ns/c@1"],
+      ["ns/a@2", "ns/c@1"],
+      ["ns/a@2", "ns/b@3", "ns/c@1"],
+      ["ns/a@2", "ns/b@11", "ns/c@1"],
+      ["ns/a@2", "ns/aa@12", "ns/b@11", "ns/c@1"],
+      ["ns/a@13", "ns/aa@12", "ns/b@11", "ns/c@1"],
+      ["ns/a@13", "ns/aa@12", "ns/b@11"],
+      ["ns/a@13", "ns/aa@15", "ns/b@11"],
+      ["ns/a@13", "ns/aa@15", "ns/b@11", "ns/c@16"],
+    ]);
+    // A copy each time: a caller that changes its list changes nothing here.
+    h.informer.list().pop();
+    expect(cached(h.informer)).toEqual(["ns/a@13", "ns/aa@15", "ns/b@11", "ns/c@16"]);
+  });
+
   it("hands its transform to the list (applied page by page) and applies it to watch events", async () => {
     const seen: string[] = [];
     const labelled = (o: KubeObject): KubeObject => {
