@@ -115,25 +115,31 @@ export class LayerSources {
 
   /** Brings the tracked layers up to the informer's ConfigMaps. */
   update(configMaps: readonly KubeObject[], onParsed: OnParsed): void {
-    const seen = new Set<string>();
+    // Layers among configMaps (names are unique): when as many as are tracked, none is gone.
+    let layers = 0;
     for (const obj of configMaps) {
       const name = obj.metadata.name;
       const before = this.#tracked.get(name);
       const rv = obj.metadata.resourceVersion;
       // The same object as when it was tracked: nothing to look at again.
       if (before !== undefined && rv !== undefined && before.resourceVersion === rv) {
-        seen.add(name);
+        layers += 1;
         continue;
       }
       const id = identify(obj);
+      // Not a layer (one that no longer is, its labels changed, is forgotten below).
       if (id === undefined) continue;
-      seen.add(name);
+      layers += 1;
       this.#tracked.set(name, this.#track(obj, id.namespace, before, onParsed));
       this.#texts = undefined;
       this.#state = undefined;
       if (before === undefined) this.#namesMoved = true;
     }
-    if (seen.size === this.#tracked.size) return;
+    if (layers === this.#tracked.size) return;
+    const seen = new Set<string>();
+    for (const obj of configMaps) {
+      if (identify(obj) !== undefined) seen.add(obj.metadata.name);
+    }
     for (const name of [...this.#tracked.keys()]) {
       if (!seen.has(name)) {
         this.#tracked.delete(name);

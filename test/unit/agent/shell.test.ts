@@ -135,6 +135,31 @@ describe("layer sources", () => {
       ),
     );
   });
+  it("forgets a layer whose ConfigMap is gone or is no longer labelled a layer", () => {
+    const sources = new LayerSources();
+    const a = cm("imagepolicy-layer-ns-team-a", teamA, nsLabels);
+    const b = cm(
+      "imagepolicy-layer-ns-team-b",
+      { namespace: "team-b", policies: [] },
+      {
+        ...nsLabels,
+        "imagepolicy.dev/namespace": "team-b",
+      },
+    );
+    const other = cm("unrelated", "{}", {});
+    expect([...read(sources, [clusterCm, a, b, other]).namespaces.keys()]).toEqual([
+      "team-a",
+      "team-b",
+    ]);
+    // team-a's labels are gone (a new resourceVersion), team-b is deleted.
+    const unlabelled: KubeObject = {
+      ...a,
+      metadata: { ...a.metadata, labels: {}, resourceVersion: "7" },
+    };
+    const s = read(sources, [clusterCm, unlabelled, other]);
+    expect([...s.namespaces.keys()]).toEqual([]);
+    expect(s.cluster?.ok).toBe(true);
+  });
   it("refuses a layer published under another namespace's name", () => {
     const s = read(new LayerSources(), [
       clusterCm,
