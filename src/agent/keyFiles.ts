@@ -168,6 +168,10 @@ export class KeyFiles {
   readonly #names = new Map<string, string>();
   /** Key files checked (or written) since the last reset(): present with the right bytes. */
   readonly #verified = new Set<string>();
+  /** The identity (NodeFs.identity) each key file had when its bytes were last checked or
+   * written: while it has not moved, checking the file again is a stat, not a read (a namespace
+   * file names the cluster layer's keys too; reading them all cost ~1.5 ms per change). */
+  readonly #identities = new Map<string, string>();
 
   constructor(fs: NodeFs, dir: string, hostDir: string) {
     this.#fs = fs;
@@ -205,12 +209,20 @@ export class KeyFiles {
       const name = this.name(data);
       if (this.#verified.has(name)) continue;
       const file = path.join(this.dir, name);
+      const known = this.#identities.get(name);
+      if (known !== undefined && known === (await this.#fs.identity(file))) {
+        this.#verified.add(name);
+        continue;
+      }
       const bytes = Buffer.from(data, "base64");
       const onDisk = await this.#fs.readBytes(file);
       if (onDisk === undefined || !onDisk.equals(bytes)) {
         await write(file, [bytes]);
         written.push(file);
       }
+      const id = await this.#fs.identity(file);
+      if (id === undefined) this.#identities.delete(name);
+      else this.#identities.set(name, id);
       this.#verified.add(name);
     }
     return written;
@@ -224,6 +236,7 @@ export class KeyFiles {
       const file = path.join(this.dir, name);
       if (await this.#fs.remove(file)) removed.push(file);
       this.#verified.delete(name);
+      this.#identities.delete(name);
     }
     return removed;
   }

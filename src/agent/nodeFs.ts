@@ -2,7 +2,7 @@
 // pass through (and fail a write on purpose). Writes are atomic (src/atomicWrite.ts); the agent
 // decides what to write from its manifest, never by reading a policy file back.
 
-import { accessSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { accessSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { atomicWriteSync, syncDirectorySync } from "../atomicWrite.ts";
 
@@ -19,6 +19,10 @@ export interface NodeFs {
   /** undefined when the file does not exist. */
   readBytes(path: string): Promise<Buffer | undefined>;
   exists(path: string): Promise<boolean>;
+  /** What identifies the file's current bytes without reading them (inode, size, mtime and ctime
+   * in nanoseconds): it changes when the file is replaced or written. undefined when it does not
+   * exist. */
+  identity(path: string): Promise<string | undefined>;
   /** Names in `dir`; empty when it does not exist. */
   list(dir: string): Promise<string[]>;
   mkdirp(path: string): Promise<void>;
@@ -98,6 +102,12 @@ const fileReads = {
       accessSync(path);
       return true;
     }, `cannot look at ${path}`).then((r) => r ?? false);
+  },
+  identity(path: string): Promise<string | undefined> {
+    return ifExists(() => {
+      const st = statSync(path, { bigint: true });
+      return `${String(st.ino)}:${String(st.size)}:${String(st.mtimeNs)}:${String(st.ctimeNs)}`;
+    }, `cannot look at ${path}`);
   },
   list(dir: string): Promise<string[]> {
     return ifExists(() => readdirSync(dir), `cannot list ${dir}`).then((r) => r ?? []);

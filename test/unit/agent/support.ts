@@ -2,6 +2,7 @@
 // files pass through, a tiny policy.json evaluator on the compiler's scope semantics, and layer
 // builders.
 
+import { createHash } from "node:crypto";
 import path from "node:path";
 import { pino } from "pino";
 import { NodeFiles, type FilesOutcome } from "../../../src/agent/files.ts";
@@ -62,6 +63,14 @@ export class MemoryFs implements NodeFs {
   readBytes(p: string): Promise<Buffer | undefined> {
     const text = this.files.get(p);
     return Promise.resolve(text === undefined ? undefined : (this.raw.get(p) ?? Buffer.from(text)));
+  }
+  /** The bytes' digest: changes with the bytes, however they were changed (tests tamper with
+   * `raw` directly). */
+  identity(p: string): Promise<string | undefined> {
+    const bytes = this.raw.get(p);
+    return Promise.resolve(
+      bytes === undefined ? undefined : createHash("sha256").update(bytes).digest("hex"),
+    );
   }
   exists(p: string): Promise<boolean> {
     return Promise.resolve(this.files.has(p));
