@@ -291,11 +291,14 @@ export class NodeFiles {
       return undefined;
     }
     const changed = new Set<string>();
-    const before = s.namespaces.entries();
-    for (const [ns, want] of d.namespaces) {
-      const next = before.next();
-      if (next.done === true || next.value[0] !== ns) return undefined;
-      const old = next.value[1];
+    const before = s.namespaces.keys();
+    for (const ns of d.namespaces.keys()) {
+      const name = before.next();
+      const old = s.namespaces.get(ns);
+      const want = d.namespaces.get(ns);
+      if (name.done === true || name.value !== ns || old === undefined || want === undefined) {
+        return undefined;
+      }
       if (old === want) continue;
       const a = usableLayer(old);
       const b = usableLayer(want);

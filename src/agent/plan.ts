@@ -259,7 +259,9 @@ function present(
   only: ReadonlySet<string>,
 ): [string, LayerInput][] {
   const out: [string, LayerInput][] = [];
-  for (const entry of namespaces) if (only.has(entry[0])) out.push(entry);
+  namespaces.forEach((want, ns) => {
+    if (only.has(ns)) out.push([ns, want]);
+  });
   return out;
 }
 
