@@ -312,8 +312,8 @@ export class NodeFiles {
     return changed;
   }
 
-  /** What registries.d needs of a layer, as a digest (kept by revision until the next full
-   * computation in #registriesFor). */
+  /** What registries.d needs of a layer, as a digest, kept by revision (#registriesFor keeps
+   * only those of the layers in use). */
   #signature(rev: string, d: DesiredFiles): string {
     let sig = this.#needsSignatures.get(rev);
     if (sig === undefined) {
@@ -425,20 +425,17 @@ export class NodeFiles {
     // layer needs (a signature by revision, kept) with the last reconcile's, and hashes them only
     // when one moved: a namespace change otherwise cost ~5 ms here, building and hashing the
     // same 500 strings.
+    // The signatures of the layers in use now, which replace the kept ones.
     const signatures = new Map<string, string>();
     const signature = (rev: string): string => {
-      let sig = this.#needsSignatures.get(rev) ?? signatures.get(rev);
-      if (sig === undefined) {
-        const n = d.needs(rev);
-        sig = n === undefined ? `unknown ${rev}` : needsSignature(n);
-      }
+      const sig = signatures.get(rev) ?? this.#signature(rev, d);
       signatures.set(rev, sig);
       return sig;
     };
     const names: string[] = [];
     const sigs: string[] = [signature(d.cluster.revision)];
     for (const [ns, want] of d.namespaces) {
-      const layer = want.ok ? want.layer : want.lastGood;
+      const layer = usableLayer(want);
       if (layer === undefined) continue;
       names.push(ns);
       sigs.push(signature(layer.revision));
@@ -471,7 +468,7 @@ export class NodeFiles {
     }
     const namespaces: ScopeIndex[] = [];
     for (const [ns, want] of d.namespaces) {
-      const layer = want.ok ? want.layer : want.lastGood;
+      const layer = usableLayer(want);
       if (layer === undefined) continue;
       const n = d.needs(layer.revision);
       if (n === undefined) {

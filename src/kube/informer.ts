@@ -217,8 +217,9 @@ export class Informer {
     this.#cache.set(key, object);
     // An update keeps the order: the object is replaced where it is, rather than sorting every
     // key again on the next list() (the agent lists 500 layer ConfigMaps per change).
-    const at = old === undefined || this.#sorted === undefined ? -1 : this.#sorted.indexOf(old);
-    if (at >= 0 && this.#sorted !== undefined) this.#sorted[at] = object;
+    const sorted = this.#sorted;
+    const at = old === undefined || sorted === undefined ? -1 : sorted.indexOf(old);
+    if (sorted !== undefined && at >= 0) sorted[at] = object;
     else this.#sorted = undefined;
     if (old === undefined) this.#emit({ type: "added", object });
     else if (old.metadata.resourceVersion !== object.metadata.resourceVersion) {
