@@ -139,6 +139,8 @@ export function render(r: Requirement): PolicyRequirement {
   }
 }
 
+const ACCEPT: Requirement = Object.freeze({ kind: "accept" });
+
 export function requirementKey(r: Requirement): string {
   return canonicalJson(r);
 }
@@ -151,8 +153,11 @@ export function simplify(
   key: (r: Requirement) => string = requirementKey,
 ): Requirement[] {
   if (reqs.some((r) => r.kind === "reject")) return [{ kind: "reject" }];
+  // One requirement is its own canonical form: no key to compute (most scopes have one policy).
+  const [only] = reqs;
+  if (reqs.length === 1 && only !== undefined) return only.kind === "accept" ? [ACCEPT] : [only];
   const byKey = new Map<string, Requirement>();
   for (const r of reqs) if (r.kind !== "accept") byKey.set(key(r), r);
-  if (byKey.size === 0) return [{ kind: "accept" }];
+  if (byKey.size === 0) return [ACCEPT];
   return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
 }
