@@ -18,7 +18,7 @@ import { serializeManifest, type Manifest } from "./manifest.ts";
 import type { NodeFs } from "./nodeFs.ts";
 import { sourceRevision, type Plan, type Source } from "./plan.ts";
 import type { KeyFiles } from "./keyFiles.ts";
-import { BaseRendering, ValueCache, type Rendered } from "./render.ts";
+import { BaseRendering, Scratch, ValueCache, type Rendered } from "./render.ts";
 
 export class ApplyError extends Error {
   override readonly name = "ApplyError";
@@ -38,6 +38,8 @@ export class Renderings {
   #text: (revision: string) => string | undefined;
   #parsed: ((revision: string) => Layer | undefined) | undefined;
   readonly #cache: ValueCache;
+  /** Where namespace documents are assembled, one after the other. */
+  readonly #scratch = new Scratch();
   readonly #bases = new Map<string, BaseRendering>();
   /** Layers parsed during one reconcile (a transition renders each namespace twice). */
   readonly #indexes = new Map<string, ScopeIndex>();
@@ -71,6 +73,7 @@ export class Renderings {
     this.#cache.trim();
     this.#indexes.clear();
     this.#parsed = undefined;
+    this.#scratch.release();
   }
 
   /** The parsed layer of `revision` (kept until retain()); undefined when its text is not known
@@ -112,7 +115,8 @@ export class Renderings {
     return b;
   }
 
-  /** The file a namespace step writes: the first source that renders. */
+  /** The file a namespace step writes: the first source that renders. Its bytes are valid until
+   * the next call (assembled in one buffer reused from file to file). */
   namespace(
     base: readonly string[],
     sources: readonly Source[],
@@ -128,7 +132,7 @@ export class Renderings {
         problems.push(`layer ${source.kind === "layer" ? source.revision : ""} is not known`);
         continue;
       }
-      const r = b.withNamespace(index);
+      const r = b.withNamespace(index, this.#scratch);
       if (r.ok) return { rendered: r, source, problems };
       problems.push(...r.problems);
     }

@@ -8,7 +8,8 @@ import { atomicWriteSync, syncDirectorySync } from "../atomicWrite.ts";
 
 export interface NodeFs {
   /** Replaces `path` atomically with `data` (text, or pieces written in order); the rename is
-   * durable after the next sync(). */
+   * durable after the next sync(). `data` is read before the promise settles and not kept: the
+   * caller may reuse its buffers then (the executor assembles each file in the same one). */
   write(path: string, data: string | readonly Uint8Array[]): Promise<void>;
   /** Makes every write so far durable (one fsync per directory written to). */
   sync(): Promise<void>;
