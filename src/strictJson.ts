@@ -18,32 +18,34 @@ export function parseStrictJson(text: string): unknown {
 }
 
 function checkDuplicateKeys(text: string): void {
-  // Only objects need tracking; JSON.parse has already proven the text well formed.
-  const stack: {
-    keys: Set<string> | null;
-    path: string;
-    pendingKey: string | null;
-    index: number;
-  }[] = [];
-  let i = 0;
-  const childPath = (): string => {
-    const top = stack.at(-1);
-    if (top === undefined) return "$";
-    if (top.keys !== null) return `${top.path}.${top.pendingKey ?? "?"}`;
-    return `${top.path}[${top.index}]`;
+  // Only objects need tracking; JSON.parse has already proven the text well formed. A frame's path
+  // is only spelled out for an error (every layer parse goes through here: docs/scale.md).
+  const stack: { keys: Set<string> | null; pendingKey: string | null; index: number }[] = [];
+  const pathOf = (depth: number): string => {
+    let path = "$";
+    for (let k = 0; k < depth; k++) {
+      const f = stack[k];
+      if (f === undefined) break;
+      path += f.keys !== null ? `.${f.pendingKey ?? "?"}` : `[${f.index}]`;
+    }
+    return path;
   };
+  let i = 0;
   while (i < text.length) {
-    const c = text[i];
-    if (c === '"') {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
       const end = stringEnd(text, i);
       const top = stack.at(-1);
       // A string directly inside an object, in key position, is followed by ':'.
       let j = end;
-      while (j < text.length && /\s/.test(text[j] ?? "")) j++;
-      if (top?.keys && text[j] === ":") {
-        const key = JSON.parse(text.slice(i, end)) as string;
+      while (j < text.length && isSpace(text.charCodeAt(j))) j++;
+      if (top?.keys && text.charCodeAt(j) === COLON) {
+        const raw = text.slice(i + 1, end - 1);
+        const key = raw.includes("\\") ? (JSON.parse(text.slice(i, end)) as string) : raw;
         if (top.keys.has(key)) {
-          throw new StrictJsonError(`duplicate key ${JSON.stringify(key)} at ${top.path}`);
+          throw new StrictJsonError(
+            `duplicate key ${JSON.stringify(key)} at ${pathOf(stack.length - 1)}`,
+          );
         }
         top.keys.add(key);
         top.pendingKey = key;
@@ -51,13 +53,10 @@ function checkDuplicateKeys(text: string): void {
       i = end;
       continue;
     }
-    if (c === "{") {
-      stack.push({ keys: new Set(), path: childPath(), pendingKey: null, index: 0 });
-    } else if (c === "[") {
-      stack.push({ keys: null, path: childPath(), pendingKey: null, index: 0 });
-    } else if (c === "}" || c === "]") {
-      stack.pop();
-    } else if (c === ",") {
+    if (c === OPEN_OBJECT) stack.push({ keys: new Set(), pendingKey: null, index: 0 });
+    else if (c === OPEN_ARRAY) stack.push({ keys: null, pendingKey: null, index: 0 });
+    else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) stack.pop();
+    else if (c === COMMA) {
       const top = stack.at(-1);
       if (top && top.keys === null) top.index++;
     }
@@ -65,12 +64,26 @@ function checkDuplicateKeys(text: string): void {
   }
 }
 
+const QUOTE = 0x22;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+const BACKSLASH = 0x5c;
+
+/** JSON's whitespace (JSON.parse accepted the text: nothing else appears between tokens). */
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
 function stringEnd(text: string, start: number): number {
   let i = start + 1;
   while (i < text.length) {
-    const c = text[i];
-    if (c === "\\") i += 2;
-    else if (c === '"') return i + 1;
+    const c = text.charCodeAt(i);
+    if (c === BACKSLASH) i += 2;
+    else if (c === QUOTE) return i + 1;
     else i++;
   }
   return i;
