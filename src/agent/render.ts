@@ -32,8 +32,9 @@ export class RenderInvariantError extends Error {
   override readonly name = "RenderInvariantError";
 }
 
-/** A document as the pieces to write in order (writev: no copy into one buffer) and the key
- * material (base64) whose files it names, or why it cannot be rendered. */
+/** A document as the pieces to write in order (a namespace document is one buffer, assembled
+ * from the base document's runs: BaseRendering.withNamespace) and the key material (base64)
+ * whose files it names, or why it cannot be rendered. */
 export type Rendered =
   | { ok: true; parts: readonly Buffer[]; length: number; keys: ReadonlySet<string> }
   | { ok: false; problems: string[] };
