@@ -455,11 +455,13 @@ export class BaseRendering {
     pieces.push(PREFIX);
     let length = PREFIX.length + SUFFIX.length;
     let entries = 0;
+    const separate = (): void => {
+      if (entries++ === 0) return;
+      pieces.push(SEPARATOR);
+      length += SEPARATOR.length;
+    };
     const entry = (key: Buffer, value: Value): void => {
-      if (entries++ > 0) {
-        pieces.push(SEPARATOR);
-        length += SEPARATOR.length;
-      }
+      separate();
       const bytes = bytesOf(value);
       pieces.push(key, bytes);
       length += key.length + bytes.length;
@@ -467,10 +469,7 @@ export class BaseRendering {
     let runStart = -1;
     const flush = (endExclusive: number): void => {
       if (runStart < 0) return;
-      if (entries++ > 0) {
-        pieces.push(SEPARATOR);
-        length += SEPARATOR.length;
-      }
+      separate();
       const from = this.#start[runStart] ?? 0;
       const to = this.#end[endExclusive - 1] ?? from;
       pieces.push(from, to);

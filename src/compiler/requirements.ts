@@ -155,7 +155,7 @@ export function simplify(
   if (reqs.some((r) => r.kind === "reject")) return [{ kind: "reject" }];
   // One requirement is its own canonical form: no key to compute (most scopes have one policy).
   const [only] = reqs;
-  if (reqs.length === 1 && only !== undefined) return only.kind === "accept" ? [ACCEPT] : [only];
+  if (reqs.length === 1 && only !== undefined) return [only];
   const byKey = new Map<string, Requirement>();
   for (const r of reqs) if (r.kind !== "accept") byKey.set(key(r), r);
   if (byKey.size === 0) return [ACCEPT];
