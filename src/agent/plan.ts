@@ -39,6 +39,7 @@ import {
 import { isDns1123Label } from "./hostPaths.ts";
 import type { LayerInput } from "./layers.ts";
 import type { Manifest } from "./manifest.ts";
+import { sameDocument } from "./registriesDFile.ts";
 
 /** How the new cluster layer C relates to the layers P cluster.json may hold. */
 export type ClusterRelation =
@@ -121,28 +122,6 @@ export interface Plan {
 /** The revision a final namespace file records for `source` on cluster layer `cluster`. */
 export function sourceRevision(cluster: string, source: Source): string {
   return namespaceFileRevision(cluster, source.kind === "layer" ? source.revision : UNRENDERED);
-}
-
-function sameDocument(a: RegistriesDDocument, b: RegistriesDDocument): boolean {
-  return a === b || documentText(a) === documentText(b);
-}
-
-/** Documents are not changed once made, and the agent compares the same ones on every reconcile
- * (a document of a few thousand scopes: ~10 ms each time). */
-const documentTexts = new WeakMap<RegistriesDDocument, string>();
-
-function documentText(d: RegistriesDDocument): string {
-  let text = documentTexts.get(d);
-  if (text === undefined) {
-    text = JSON.stringify(sortedDoc(d));
-    documentTexts.set(d, text);
-  }
-  return text;
-}
-
-function sortedDoc(d: RegistriesDDocument): unknown {
-  const docker = Object.entries(d.docker ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
-  return [d["default-docker"] ?? null, docker];
 }
 
 export function plan(input: PlanInput): Plan {

@@ -267,6 +267,31 @@ export function computeRegistriesD(
   others: OtherKeys,
 ): NodeRegistriesDPlan {
   const final = nodeRegistriesD(compiled.document, registries, others);
-  const union = nodeRegistriesD(unionRegistriesD(current, compiled.document), registries, others);
-  return { ...final, union: union.document, conflicts: compiled.conflicts };
+  const made = nodeRegistriesD(unionRegistriesD(current, compiled.document), registries, others);
+  // Equal documents become the same object, so that every later plan compares them by identity.
+  // Their texts are made here, when what registries.d depends on moved (after a write, a start,
+  // a cluster change), not in the next namespace change before its file: the first namespace
+  // change after a start made two of them (a few thousand scopes each; docs/scale.md).
+  const union = sameDocument(made.document, current) ? current : made.document;
+  const document = sameDocument(final.document, union) ? union : final.document;
+  return { ...final, document, union, conflicts: compiled.conflicts };
+}
+
+/** Whether two documents say the same (the same object, or the same canonical text). */
+export function sameDocument(a: RegistriesDDocument, b: RegistriesDDocument): boolean {
+  return a === b || documentText(a) === documentText(b);
+}
+
+/** Documents are not changed once made, and the same ones are compared again (a document of a
+ * few thousand scopes: ~10 ms each time). */
+const documentTexts = new WeakMap<RegistriesDDocument, string>();
+
+function documentText(d: RegistriesDDocument): string {
+  let text = documentTexts.get(d);
+  if (text === undefined) {
+    const docker = Object.entries(d.docker ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+    text = JSON.stringify([d["default-docker"] ?? null, docker]);
+    documentTexts.set(d, text);
+  }
+  return text;
 }

@@ -13,6 +13,7 @@ import {
   type RegistryMirrors,
 } from "../../../src/agent/registriesConf.ts";
 import {
+  computeRegistriesD,
   nodeRegistriesD,
   parseOwnRegistriesD,
   readOtherKeys,
@@ -152,6 +153,30 @@ describe("the node's registries.d file", () => {
         b: { "use-sigstore-attachments": true },
       },
     });
+  });
+
+  it("hands back the document on disk when the union and the final document say the same", () => {
+    const none = new Map<string, string>();
+    const layers = { document: compiled, text: registriesDText(compiled), conflicts: [] };
+    const first = computeRegistriesD(layers, {}, [], none);
+    expect(first.union).toEqual(compiled);
+    expect(first.document).toBe(first.union);
+    // What was written (a copy, as read back after a start) with the same layers: every plan
+    // compares these by identity, not by text.
+    const onDisk = structuredClone(first.document);
+    const again = computeRegistriesD(layers, onDisk, [], none);
+    expect(again.union).toBe(onDisk);
+    expect(again.document).toBe(onDisk);
+    // A scope left on disk that the layers no longer need: the union keeps it until the policies
+    // are written, and the final document drops it.
+    const stale = {
+      ...compiled,
+      docker: { ...compiled.docker, "old.io": { lookaside: "https://old" } },
+    };
+    const moved = computeRegistriesD(layers, stale, [], none);
+    expect(moved.union).toBe(stale);
+    expect(moved.document).not.toBe(stale);
+    expect(moved.document).toEqual(compiled);
   });
 
   it("reads the keys of the other *.yaml files of both directories, not its own", async () => {
