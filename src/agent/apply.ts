@@ -187,16 +187,12 @@ export async function applyPlan(
   let manifest = start.manifest;
   let manifestText = start.manifestText;
   let registriesD = start.registriesD;
-  const initial = orderedKeys(manifest.namespaces);
-  const namespaces: Record<string, string> = copyOf(manifest.namespaces, initial.keys);
-  // The record the manifest holds of `namespaces` (in order), while nothing changed since.
-  let recorded: Readonly<Record<string, string>> | undefined = initial.wasInOrder
-    ? manifest.namespaces
-    : undefined;
-  const snapshot = (): Readonly<Record<string, string>> => (recorded ??= copyInOrder(namespaces));
-  const set = (ns: string, value: string): void => {
-    if (namespaces[ns] !== value) recorded = undefined;
-    namespaces[ns] = value;
+  const namespaces = new Entries(manifest.namespaces);
+  const identities = new Entries(manifest.identities);
+  /** A file being replaced has no identity: the manifest lists it with "". */
+  const replacing = (ns: string): void => {
+    namespaces.set(ns, "");
+    identities.delete(ns);
   };
   const nsPath = (ns: string): string => {
     const p = namespaceFilePath(paths, ns);
@@ -216,7 +212,7 @@ export async function applyPlan(
     if (added.length > 0) await fs.sync();
   };
   const result = (error?: Error): ApplyResult => ({
-    manifest: { ...manifest, namespaces: snapshot() },
+    manifest: { ...manifest, namespaces: namespaces.snapshot(), identities: identities.snapshot() },
     manifestText,
     registriesD,
     written,
@@ -239,14 +235,15 @@ export async function applyPlan(
           break;
         }
         case "mark":
-          for (const ns of step.namespaces) set(ns, "");
+          for (const ns of step.namespaces) replacing(ns);
           break;
         case "checkpoint": {
           const next: Manifest = {
             ...manifest,
             ...(step.clusterLayers === undefined ? {} : { clusterLayers: step.clusterLayers }),
             ...(step.registriesD === undefined ? {} : { registriesD: step.registriesD }),
-            namespaces: snapshot(),
+            namespaces: namespaces.snapshot(),
+            identities: identities.snapshot(),
           };
           const text = serializeManifest(next);
           // Only a manifest on disk counts: the next plan starts from it if this write fails.
@@ -288,16 +285,24 @@ export async function applyPlan(
             );
           }
           await keysFor(r.rendered.keys);
-          await write(nsPath(step.namespace), r.rendered.parts);
-          const cluster = step.base.at(-1) ?? "";
-          set(step.namespace, step.final ? sourceRevision(cluster, r.source) : "");
+          const file = nsPath(step.namespace);
+          // Being replaced until its identity is known. On disk, a file listed final with an
+          // identity may be replaced without a mark: if the process stops before the next
+          // checkpoint, the identity recorded no longer matches (manifest.ts).
+          replacing(step.namespace);
+          await write(file, r.rendered.parts);
+          if (step.final) {
+            const identity = await fs.identity(file);
+            namespaces.set(step.namespace, sourceRevision(step.base.at(-1) ?? "", r.source));
+            if (identity !== undefined) identities.set(step.namespace, identity);
+          }
           break;
         }
         case "delete": {
           const path = nsPath(step.namespace);
           if (await fs.remove(path)) removed.push(path);
-          if (Object.hasOwn(namespaces, step.namespace)) recorded = undefined;
-          Reflect.deleteProperty(namespaces, step.namespace);
+          namespaces.delete(step.namespace);
+          identities.delete(step.namespace);
           break;
         }
         case "pruneLayerFiles": {
@@ -321,6 +326,35 @@ export async function applyPlan(
     return result(cause instanceof Error ? cause : new ApplyError("step failed", { cause }));
   }
   return result();
+}
+
+/** A record of the manifest the executor changes entry by entry, and the copy in order the
+ * manifest holds of it: the record it started from while nothing changed, made again only after
+ * a change. */
+class Entries {
+  readonly #values: Record<string, string>;
+  #recorded: Readonly<Record<string, string>> | undefined;
+
+  constructor(r: Readonly<Record<string, string>>) {
+    const initial = orderedKeys(r);
+    this.#values = copyOf(r, initial.keys);
+    this.#recorded = initial.wasInOrder ? r : undefined;
+  }
+
+  set(key: string, value: string): void {
+    if (this.#values[key] !== value) this.#recorded = undefined;
+    this.#values[key] = value;
+  }
+
+  delete(key: string): void {
+    if (!Object.hasOwn(this.#values, key)) return;
+    this.#recorded = undefined;
+    Reflect.deleteProperty(this.#values, key);
+  }
+
+  snapshot(): Readonly<Record<string, string>> {
+    return (this.#recorded ??= copyInOrder(this.#values));
+  }
 }
 
 /** A copy of `r` with its keys in order, sorted only when they are not (only a new namespace

@@ -12,7 +12,7 @@ import { registriesD, type RegistriesDDocument } from "../compiler/registriesD.t
 import { layerRevision } from "../layerConfigMap.ts";
 import { parseNamespaceFileRevision, UNRENDERED } from "../nodeStatus.ts";
 import { applyPlan, Renderings, type ApplyResult } from "./apply.ts";
-import { layerFilePath, type NodePaths } from "./hostPaths.ts";
+import { layerFilePath, namespaceFilePath, type NodePaths } from "./hostPaths.ts";
 import { keyFileName, KeyFiles, keyMaterial } from "./keyFiles.ts";
 import type { LayerInput, LayerText } from "./layers.ts";
 import { emptyManifest, parseManifest, type Manifest } from "./manifest.ts";
@@ -154,19 +154,37 @@ export class NodeFiles {
         { recorded: m.policyDir, now: this.#hostPolicyDir },
         "policy directory changed: the files listed in the manifest are left alone",
       );
-      m = { ...m, policyDir: this.#hostPolicyDir, namespaces: {} };
+      m = { ...m, policyDir: this.#hostPolicyDir, namespaces: {}, identities: {} };
     }
     for (const rev of m.clusterLayers) {
       const t = await fs.readText(layerFilePath(p, rev));
       if (t !== undefined && layerRevision(t) === rev) this.#clusterTexts.set(rev, t);
     }
-    // A listed file that is gone must be written again.
+    // A listed file that is gone, or was replaced after the manifest recorded its identity (the
+    // process stopped between the two), must be written again.
     const namespaces: Record<string, string> = {};
+    const identities: Record<string, string> = {};
+    const replaced: string[] = [];
     const present = new Set(await fs.list(p.policyDir));
     for (const [ns, rev] of Object.entries(m.namespaces)) {
-      namespaces[ns] = present.has(`${ns}.json`) ? rev : "";
+      const recorded = m.identities[ns];
+      const path = namespaceFilePath(p, ns);
+      let now = rev;
+      if (!present.has(`${ns}.json`) || path === undefined) now = "";
+      else if (recorded !== undefined && recorded !== (await fs.identity(path))) {
+        now = "";
+        replaced.push(ns);
+      }
+      namespaces[ns] = now;
+      if (now !== "" && recorded !== undefined) identities[ns] = recorded;
     }
-    this.#manifest = { ...m, namespaces };
+    if (replaced.length > 0) {
+      this.#logger.warn(
+        { namespaces: replaced.slice(0, 20), count: replaced.length },
+        "namespace files replaced after the manifest was written: rewriting them",
+      );
+    }
+    this.#manifest = { ...m, namespaces, identities };
     this.#clusterFilePresent = await fs.exists(p.clusterJson);
     const own = await fs.readText(p.registriesDFile);
     this.#registriesD = (own === undefined ? undefined : parseOwnRegistriesD(own)) ?? {};

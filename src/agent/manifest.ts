@@ -12,6 +12,13 @@
 //   while it is being replaced: a file listed with "" holds something no looser than
 //   cluster.json, and is rewritten before it is reported. A file is listed before it is first
 //   written, so a crash never leaves an unlisted file of ours behind.
+// - identities: what identified each namespace file's bytes (NodeFs.identity: inode, size and
+//   times) when it was last written at the revision listed. A listed file whose identity differs
+//   at load was replaced after the manifest was written, so it counts as being replaced. This is
+//   what lets a namespace change replace a file without marking it first (one manifest write
+//   instead of two, docs/scale.md): a crash between the file and the manifest leaves a file whose
+//   identity no longer matches. A file without a recorded identity (a new one, or one listed by
+//   an older agent) is still marked first. Absent in the manifests of older agents.
 // - registriesD: the inputs the registries.d file was last computed from ("" when unknown).
 //
 // Version 1 (the agent before this one) kept the cluster layers' text inline; it is read and
@@ -30,6 +37,9 @@ export interface Manifest {
   readonly clusterLayers: readonly string[];
   /** namespace -> revision of `<namespace>.json`, "" while being replaced. */
   readonly namespaces: Readonly<Record<string, string>>;
+  /** namespace -> identity of `<namespace>.json` as written at its listed revision (none for a
+   * file being replaced or listed by an older agent). */
+  readonly identities: Readonly<Record<string, string>>;
   /** What the registries.d file was computed from; "" when unknown. */
   readonly registriesD: string;
 }
@@ -40,9 +50,18 @@ export class ManifestParseError extends Error {
 
 const REVISION = /^[0-9a-f]{16}$/;
 const FILE_REVISION = /^(?:|[0-9a-f]{16}\.(?:[0-9a-f]{16}|unrendered))$/;
+/** What NodeFs.identity returns: printable, without quotes or backslashes. */
+const IDENTITY = /^[0-9A-Za-z:._-]{1,200}$/;
 
 export function emptyManifest(policyDir: string): Manifest {
-  return { version: 2, policyDir, clusterLayers: [], namespaces: {}, registriesD: "" };
+  return {
+    version: 2,
+    policyDir,
+    clusterLayers: [],
+    namespaces: {},
+    identities: {},
+    registriesD: "",
+  };
 }
 
 /** The manifest's canonical JSON (src/canonicalJson.ts). JSON.stringify gives the same bytes,
@@ -50,22 +69,29 @@ export function emptyManifest(policyDir: string): Manifest {
  * (it keeps insertion order) and none is all digits (it would write array indexes first); it is
  * written twice per namespace change. */
 export function serializeManifest(m: Manifest): string {
-  const names = Object.keys(m.namespaces);
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i] ?? "";
-    if (/^[0-9]+$/.test(name) || (i > 0 && !((names[i - 1] ?? "") < name))) {
-      return canonicalJson(m);
-    }
+  if (!stringifiesInOrder(m.namespaces) || !stringifiesInOrder(m.identities)) {
+    return canonicalJson(m);
   }
   // In canonical key order.
   const ordered = {
     clusterLayers: m.clusterLayers,
+    identities: m.identities,
     namespaces: m.namespaces,
     policyDir: m.policyDir,
     registriesD: m.registriesD,
     version: m.version,
   };
   return `${JSON.stringify(ordered, null, 2)}\n`;
+}
+
+/** JSON.stringify writes `r`'s keys in sorted order: they are in order, none all digits. */
+function stringifiesInOrder(r: Readonly<Record<string, string>>): boolean {
+  const names = Object.keys(r);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] ?? "";
+    if (/^[0-9]+$/.test(name) || (i > 0 && !((names[i - 1] ?? "") < name))) return false;
+  }
+  return true;
 }
 
 export interface ParsedManifest {
@@ -104,14 +130,14 @@ function strings(o: Fields, key: string): string[] {
   return v;
 }
 
-function namespaces(v: unknown, value: RegExp): Record<string, string> {
-  const o = fields(v, Object.keys(v ?? {}), "namespaces");
+function namespaces(v: unknown, value: RegExp, where = "namespaces"): Record<string, string> {
+  const o = fields(v, Object.keys(v ?? {}), where);
   const out: Record<string, string> = {};
   for (const [ns, rev] of Object.entries(o)) {
     if (!isDns1123Label(ns))
       throw new ManifestParseError(`invalid manifest: namespace ${JSON.stringify(ns)}`);
     if (typeof rev !== "string" || !value.test(rev)) {
-      throw new ManifestParseError(`invalid manifest: revision of ${ns}`);
+      throw new ManifestParseError(`invalid manifest: ${where}.${ns} is not valid`);
     }
     out[ns] = rev;
   }
@@ -132,19 +158,28 @@ export function parseManifest(input: string): ParsedManifest {
   if (version === 2) {
     const o = fields(
       value,
-      ["version", "policyDir", "clusterLayers", "namespaces", "registriesD"],
+      ["version", "policyDir", "clusterLayers", "namespaces", "identities", "registriesD"],
       "$",
     );
     const clusterLayers = strings(o, "clusterLayers");
     if (!clusterLayers.every((r) => REVISION.test(r))) {
       throw new ManifestParseError("invalid manifest: clusterLayers holds a malformed revision");
     }
+    const ns = namespaces(o["namespaces"], FILE_REVISION);
+    const ids =
+      o["identities"] === undefined ? {} : namespaces(o["identities"], IDENTITY, "identities");
+    for (const k of Object.keys(ids)) {
+      if (ns[k] === undefined || ns[k] === "") {
+        throw new ManifestParseError(`invalid manifest: identity of ${k}, a file not listed final`);
+      }
+    }
     return {
       manifest: {
         version: 2,
         policyDir: text(o, "policyDir", /^\/./),
         clusterLayers,
-        namespaces: namespaces(o["namespaces"], FILE_REVISION),
+        namespaces: ns,
+        identities: ids,
         registriesD: text(o, "registriesD"),
       },
       inlineLayers: new Map(),
@@ -168,6 +203,7 @@ export function parseManifest(input: string): ParsedManifest {
         policyDir: text(o, "policyDir", /^\/./),
         clusterLayers: [...inlineLayers.keys()],
         namespaces: ns,
+        identities: {},
         registriesD: "",
       },
       inlineLayers,

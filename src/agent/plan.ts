@@ -219,9 +219,16 @@ export function plan(input: PlanInput): Plan {
     // cluster.json holds C: every file is tighter than it. Those rewritten next are marked.
     if (early.length === 0) steps.push({ kind: "mark", namespaces: existing });
     steps.push({ kind: "checkpoint", clusterLayers: [C] });
-  } else if (stale.length > 0) {
-    steps.push({ kind: "mark", namespaces: stale });
-    steps.push({ kind: "checkpoint" });
+  } else {
+    // A file listed final with its identity is replaced in place (manifest.ts): the others, new
+    // files among them, are listed as being replaced first.
+    const unmarked = stale.filter(
+      (ns) => m.namespaces[ns] !== "" && !Object.hasOwn(m.identities, ns),
+    );
+    if (unmarked.length > 0) {
+      steps.push({ kind: "mark", namespaces: unmarked });
+      steps.push({ kind: "checkpoint" });
+    }
   }
   for (const ns of finalsLeft) steps.push(final(ns));
   if (!sameDocument(reg.desired, reg.union)) {

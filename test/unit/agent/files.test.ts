@@ -75,6 +75,7 @@ describe("manifest", () => {
     ...emptyManifest("/etc/crio/policies"),
     clusterLayers: ["0123456789abcdef"],
     namespaces: { "team-a": "0123456789abcdef.fedcba9876543210", "team-b": "" },
+    identities: { "team-a": "1234:5678:1796368320566123456:1796368320566123456" },
     registriesD: "x",
   };
   it("round-trips canonically", () => {
@@ -91,10 +92,27 @@ describe("manifest", () => {
     const revision = fc.constantFrom("", "0123456789abcdef.fedcba9876543210");
     fc.assert(
       fc.property(fc.array(fc.tuple(name, revision), { maxLength: 30 }), (entries) => {
-        const manifest = { ...m, namespaces: Object.fromEntries(entries) };
+        const namespaces = Object.fromEntries(entries);
+        const identities: Record<string, string> = Object.fromEntries(
+          entries
+            .flatMap(([ns, rev]): [string, string][] => (rev === "" ? [] : [[ns, `id-${ns}`]]))
+            .reverse(),
+        );
+        const manifest = { ...m, namespaces, identities };
         expect(serializeManifest(manifest)).toBe(canonicalJson(manifest));
       }),
     );
+  });
+  it("reads the manifest of an agent before identities, and refuses misplaced ones", () => {
+    const text = serializeManifest(m);
+    const without: unknown = JSON.parse(text);
+    Reflect.deleteProperty(without as object, "identities");
+    expect(parseManifest(JSON.stringify(without)).manifest).toEqual({ ...m, identities: {} });
+    for (const identities of [{ "team-b": "1:2:3:4" }, { "team-c": "1:2:3:4" }, { "team-a": "" }]) {
+      expect(() => parseManifest(serializeManifest({ ...m, identities }))).toThrow(
+        /invalid manifest: identit/,
+      );
+    }
   });
   it("reads the version 1 manifest of the agent before, with its inline layers", () => {
     const text = '{"policies":[]}\n';

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { NodeFilesError } from "../../../src/agent/files.ts";
 import type { LayerInput } from "../../../src/agent/layers.ts";
-import { parseManifest } from "../../../src/agent/manifest.ts";
+import { parseManifest, serializeManifest } from "../../../src/agent/manifest.ts";
 import { plan, sourceRevision, type PlanInput } from "../../../src/agent/plan.ts";
 import { combine, indexLayer } from "../../../src/compiler/combine.ts";
 import { LATEST_KNOWN, parseCrioVersion } from "../../../src/compiler/crioVersion.ts";
@@ -161,7 +161,8 @@ describe("plan + apply", () => {
     const teamA2 = layer("team-a", [[["reg.io"], keyReq(K2)]]);
     const out = await n.node.apply(c1, { "team-a": teamA2, "team-b": teamB, "team-c": teamC });
     expect(out.result.error).toBeUndefined();
-    expect(out.result.written.filter((p) => p !== PATHS.manifest)).toEqual([nsFile("team-a")]);
+    // Its file, then the manifest once: a file listed with its identity is not marked first.
+    expect(out.result.written).toEqual([nsFile("team-a"), PATHS.manifest]);
     // It looked at that namespace alone, not at the two whose files are final.
     expect(out.plan.looked).toBe(1);
     expectCompiled(n, c1, { "team-a": teamA2, "team-b": teamB, "team-c": teamC });
@@ -181,6 +182,54 @@ describe("plan + apply", () => {
     const gone = await n.node.apply(c2, { "team-a": teamA2, "team-b": teamB });
     expect(gone.plan.looked).toBe(2);
     expect(gone.result.removed).toEqual([nsFile("team-c")]);
+  });
+
+  it("after a stop between a replaced file and the manifest, a new process rewrites the file", async () => {
+    const n = newNode();
+    await n.node.files.load();
+    await step(n, c1, { "team-a": teamA, "team-b": teamB });
+    const listed = parseManifest(n.node.fs.files.get(PATHS.manifest) ?? "").manifest;
+    expect(Object.keys(listed.identities)).toEqual(["team-a", "team-b"]);
+    // The file is replaced, then the manifest write fails: the manifest on disk still lists the
+    // old revision, with the identity of the old file.
+    const teamA2 = layer("team-a", [[["reg.io"], keyReq(K2)]]);
+    n.node.fs.failOn = (p) => p === PATHS.manifest;
+    const failed = await n.node.apply(c1, { "team-a": teamA2, "team-b": teamB });
+    n.node.fs.failOn = undefined;
+    expect(failed.result.error?.message).toContain("injected failure");
+    expect(failed.result.written.filter((p) => !p.startsWith(PATHS.keysDir))).toEqual([
+      nsFile("team-a"),
+    ]);
+    expect(n.node.fs.files.get(PATHS.manifest)).toBe(serializeManifest(listed));
+    // The new process counts that file as being replaced (never as the old revision, which it
+    // no longer holds), and rewrites it even when the layer went back to that revision.
+    await n.node.restart();
+    expect(n.node.files.manifest.namespaces).toEqual({
+      "team-a": "",
+      "team-b": listed.namespaces["team-b"],
+    });
+    const back = await n.node.apply(c1, { "team-a": teamA, "team-b": teamB });
+    expect(back.result.error).toBeUndefined();
+    expect(back.result.written).toContain(nsFile("team-a"));
+    // (MemoryFs identifies a file by its bytes: the manifest on disk is right again as it is.)
+    expect(parseManifest(n.node.fs.files.get(PATHS.manifest) ?? "").manifest).toEqual(listed);
+    expectCompiled(n, c1, { "team-a": teamA, "team-b": teamB });
+  });
+
+  it("lists a new namespace file in the manifest before writing it", async () => {
+    const n = newNode();
+    await n.node.files.load();
+    await step(n, c1, { "team-a": teamA });
+    const out = await n.node.apply(c1, { "team-a": teamA, "team-c": teamC });
+    expect(out.result.error).toBeUndefined();
+    const policyFiles = (p: string): boolean =>
+      p === PATHS.manifest || path.dirname(p) === PATHS.policyDir;
+    expect(out.result.written.filter(policyFiles)).toEqual([
+      PATHS.manifest,
+      nsFile("team-c"),
+      PATHS.manifest,
+    ]);
+    expectCompiled(n, c1, { "team-a": teamA, "team-c": teamC });
   });
 
   it("a namespace change that moves what registries.d needs looks at every namespace", async () => {
@@ -440,6 +489,7 @@ describe("plan with `only`", () => {
         changed: fc.boolean(),
         want: fc.option(arbInput, { nil: undefined }),
         onFile: arbOnFile,
+        identified: fc.boolean(),
       }),
       { minLength: NAMES.length, maxLength: NAMES.length },
     ),
@@ -451,6 +501,7 @@ describe("plan with `only`", () => {
       fc.property(arbCase, ({ entries, clusterLayers }) => {
         const namespaces = new Map<string, LayerInput>();
         const recorded: Record<string, string> = {};
+        const identities: Record<string, string> = {};
         const only = new Set<string>();
         entries.forEach((e, i) => {
           const ns = NAMES[i] ?? "";
@@ -460,11 +511,15 @@ describe("plan with `only`", () => {
             const want: LayerInput = { ok: true, layer: { text: "", revision: `r${String(i)}` } };
             namespaces.set(ns, want);
             recorded[ns] = sourceRevision(C, { kind: "layer", revision: `r${String(i)}` });
+            if (e.identified) identities[ns] = `id-${String(i)}`;
             return;
           }
           only.add(ns);
           if (e.want !== undefined) namespaces.set(ns, e.want);
           if (e.onFile !== undefined) recorded[ns] = e.onFile;
+          if (e.identified && e.onFile !== undefined && e.onFile !== "") {
+            identities[ns] = `id-${String(i)}`;
+          }
         });
         const input: PlanInput = {
           manifest: {
@@ -472,6 +527,7 @@ describe("plan with `only`", () => {
             policyDir: "/etc/crio/policies",
             clusterLayers,
             namespaces: recorded,
+            identities,
             registriesD: "",
           },
           clusterFilePresent: true,
