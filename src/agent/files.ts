@@ -82,6 +82,8 @@ export class NodeFiles {
   readonly #keys: KeyFiles;
   /** The cluster layer's key files were checked since this process started. */
   #keysChecked = false;
+  /** The last key pruning ran to the end: every key file left was named by a listed file. */
+  #keysPruned = false;
   /** The last registries.d computed, with what it was computed from: the node's own inputs (as
    * JSON), the document on disk, and each layer's needs signature (the cluster's first). */
   #registries: RegistriesFor | undefined;
@@ -247,6 +249,7 @@ export class NodeFiles {
     });
     this.#clusterTexts.set(C, d.cluster.text);
     this.#keys.reset();
+    const before = this.#manifest.namespaces;
     let result = await this.#apply(p, renderings, text, signal);
     if (result.error === undefined && !this.#keysChecked) {
       // Once per process: the keys every file names (a restart with current files writes no
@@ -268,7 +271,13 @@ export class NodeFiles {
       // every scope; docs/scale.md). Its problems are this reconcile's, already reported.
       this.#registriesFor(d, node, []);
     }
-    if (result.error === undefined && (result.written.length > 0 || result.removed.length > 0)) {
+    if (
+      result.error === undefined &&
+      (result.written.length > 0 || result.removed.length > 0) &&
+      (only === undefined ||
+        !this.#keysPruned ||
+        this.#dropsKeys(only, before, result.manifest.namespaces, renderings, d))
+    ) {
       const gone = await this.#pruneKeys(result.manifest, renderings, d);
       if (gone.length > 0) result = { ...result, removed: [...result.removed, ...gone] };
     }
@@ -379,9 +388,47 @@ export class NodeFiles {
     return result;
   }
 
+  /** Whether the files of `only` may have stopped naming a key file: one of them named a key
+   * its replacement does not, or what either names is not known. When not, and the last pruning
+   * ran to the end, no key file became unused and pruning is skipped: it looks at every listed
+   * file (500 layers' key names and the keys directory) after the file of a namespace change,
+   * in the time the other nodes' agents write theirs (docs/scale.md). */
+  #dropsKeys(
+    only: ReadonlySet<string>,
+    before: Manifest["namespaces"],
+    after: Manifest["namespaces"],
+    renderings: Renderings,
+    d: DesiredFiles,
+  ): boolean {
+    for (const ns of only) {
+      const old = before[ns];
+      if (old === undefined || old === after[ns]) continue;
+      const was = this.#fileKeyNames(old, renderings, d);
+      const now = after[ns] === undefined ? [] : this.#fileKeyNames(after[ns], renderings, d);
+      if (was === undefined || now === undefined) return true;
+      const kept = new Set(now);
+      if (was.some((n) => !kept.has(n))) return true;
+    }
+    return false;
+  }
+
+  /** The key file names of the namespace layer in a file revision; [] for a file that fails
+   * closed; undefined when not known (a file being replaced, a layer not known). */
+  #fileKeyNames(
+    value: string,
+    renderings: Renderings,
+    d: DesiredFiles,
+  ): readonly string[] | undefined {
+    const parts = parseNamespaceFileRevision(value);
+    if (parts === undefined) return undefined;
+    if (parts.namespace === UNRENDERED) return [];
+    return d.keyNames?.(parts.namespace) ?? indexKeyNames(renderings.index(parts.namespace));
+  }
+
   /** Removes the key files no file the manifest lists can name; nothing when that is not known
    * (a namespace file kept without its layer, a file being replaced). */
   async #pruneKeys(m: Manifest, renderings: Renderings, d: DesiredFiles): Promise<string[]> {
+    this.#keysPruned = false;
     const keep = new Set<string>();
     for (const rev of m.clusterLayers) {
       const b = renderings.base([rev]);
@@ -389,16 +436,14 @@ export class NodeFiles {
       for (const k of b.keyMaterial()) keep.add(this.#keys.name(k));
     }
     for (const value of Object.values(m.namespaces)) {
-      const parts = parseNamespaceFileRevision(value);
-      if (parts === undefined) return [];
-      if (parts.namespace === UNRENDERED) continue;
-      const names =
-        d.keyNames?.(parts.namespace) ?? indexKeyNames(renderings.index(parts.namespace));
+      const names = this.#fileKeyNames(value, renderings, d);
       if (names === undefined) return [];
       for (const n of names) keep.add(n);
     }
     try {
-      return await this.#keys.prune(keep);
+      const gone = await this.#keys.prune(keep);
+      this.#keysPruned = true;
+      return gone;
     } catch (err) {
       // An unreferenced key file left behind changes nothing: the next reconcile tries again.
       this.#logger.warn({ err }, "cannot remove unused key files");

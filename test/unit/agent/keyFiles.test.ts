@@ -114,6 +114,18 @@ describe("key files", () => {
       writes.indexOf(path.join(PATHS.policyDir, "team-b.json")),
     );
     expect(keyFiles(node)).toEqual([K1, K2, K3].map(keyPath).sort());
+
+    // A namespace change that adds a key removes nothing; one that drops K2, which no other file
+    // names, removes it.
+    const teamA2 = layer("team-a", [[["reg.io/a"], keyReq(K2, K1)]]);
+    const added = await node.apply(c2, { "team-a": teamA2, "team-b": teamB });
+    expect([added.plan.looked, added.result.removed]).toEqual([1, []]);
+    expect(keyFiles(node)).toEqual([K1, K2, K3].map(keyPath).sort());
+    const teamA3 = layer("team-a", [[["reg.io/a"], keyReq(K1)]]);
+    const dropped = await node.apply(c2, { "team-a": teamA3, "team-b": teamB });
+    expect(dropped.plan.looked).toBe(1);
+    expect(dropped.result.removed).toEqual([keyPath(K2)]);
+    expect(keyFiles(node)).toEqual([K1, K3].map(keyPath).sort());
   });
 
   it("keeps every key when a failed write leaves the change unfinished", async () => {
