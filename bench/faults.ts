@@ -63,14 +63,18 @@ export interface KillFigures {
    * transition was cut). */
   readonly midTransition: number;
   readonly clusterChanges: number;
+  /** Rounds that changed namespace layers alone (every third): the restarted agent replaces
+   * those files in place, without marking them first (src/agent/manifest.ts). */
+  readonly namespaceChanges: number;
   readonly violations: readonly string[];
   readonly convergedEveryTime: boolean;
   readonly distinctFilesChecked: number;
   readonly seconds: number;
 }
 
-/** kill -9 at random points of cluster changes, `kills` in all, on `nodes` nodes at once (each
- * node its own agent and kill loop; the cluster layer changes for all in rounds). */
+/** kill -9 at random points of changes, `kills` in all, on `nodes` nodes at once (each node its
+ * own agent and kill loop; the layers change for all in rounds: the cluster layer, and every
+ * third round three namespace layers alone). */
 export async function runKills(options: {
   readonly dir: string;
   readonly kills: number;
@@ -93,6 +97,7 @@ export async function runKills(options: {
   let kills = 0;
   let mid = 0;
   let changes = 0;
+  let namespaceChanges = 0;
   let converged = true;
   try {
     let current: Published = publish(world.objects, TARGET, undefined);
@@ -145,11 +150,16 @@ export async function runKills(options: {
     expected = expectedFiles(world.objects, TARGET);
 
     while (kills < options.kills) {
-      world.editCluster();
+      if ((changes + namespaceChanges) % 3 === 2) {
+        for (let i = 0; i < 3; i++) world.editNamespace();
+        namespaceChanges += 1;
+      } else {
+        world.editCluster();
+        changes += 1;
+      }
       const previous = current;
       const following = publish(world.objects, TARGET, current.plan);
       next = following;
-      changes += 1;
       expected = expectedFiles(world.objects, TARGET);
       await cluster.applyLayers(layerChanges(current, next));
       current = next;
@@ -178,25 +188,27 @@ export async function runKills(options: {
         }),
       );
       log(
-        `${kills} kills (${mid} mid-transition), ${changes} changes, ${violations.length} violations`,
+        `${kills} kills (${mid} mid-transition), ${changes} cluster and ${namespaceChanges} namespace changes, ${violations.length} violations`,
       );
       // Every restarted agent converges with no lost change.
       try {
         await converge(current);
       } catch (err) {
         converged = false;
-        violations.push(`change ${changes}: did not converge: ${(err as Error).message}`);
+        violations.push(
+          `round ${changes + namespaceChanges}: did not converge: ${(err as Error).message}`,
+        );
       }
       for (const n of nodes) {
         const differ = await compareNodeFiles(n.root, expected);
         if (differ.length > 0) {
           converged = false;
           violations.push(
-            `${n.name} change ${changes}: files differ from the offline compiler's: ${differ.slice(0, 3).join("; ")}`,
+            `${n.name} round ${changes + namespaceChanges}: files differ from the offline compiler's: ${differ.slice(0, 3).join("; ")}`,
           );
         }
         for (const p of await invariants.check(n.root))
-          violations.push(`${n.name} change ${changes}: ${p}`);
+          violations.push(`${n.name} round ${changes + namespaceChanges}: ${p}`);
       }
     }
   } finally {
@@ -207,6 +219,7 @@ export async function runKills(options: {
     kills,
     midTransition: mid,
     clusterChanges: changes,
+    namespaceChanges,
     violations,
     convergedEveryTime: converged,
     distinctFilesChecked: invariants.parsed,
@@ -478,7 +491,7 @@ async function main(): Promise<void> {
         log,
       });
       console.log(
-        `kill -9 during cluster changes: ${k.kills} kills over ${k.clusterChanges} cluster changes, ` +
+        `kill -9 during changes: ${k.kills} kills over ${k.clusterChanges} cluster changes and ${k.namespaceChanges} of namespace layers alone, ` +
           `${k.midTransition} in the middle of a transition; ${k.distinctFilesChecked} distinct files parsed; ${k.seconds.toFixed(0)} s`,
       );
       console.log(
