@@ -22,6 +22,7 @@ import { parseArgs } from "node:util";
 import type { AnyImagePolicy } from "../src/api/types.ts";
 import { MANIFEST_FILE } from "../src/agent/hostPaths.ts";
 import { parseManifest } from "../src/agent/manifest.ts";
+import { realNodeFs } from "../src/agent/nodeFs.ts";
 import { appliedRevisions } from "../src/agent/plan.ts";
 import { parseCrioVersion } from "../src/compiler/crioVersion.ts";
 import { Resources } from "../src/kube/index.ts";
@@ -66,6 +67,9 @@ export interface KillFigures {
   /** Rounds that changed namespace layers alone (every third): the restarted agent replaces
    * those files in place, without marking them first (src/agent/manifest.ts). */
   readonly namespaceChanges: number;
+  /** Kills after which a namespace file no longer had the identity the manifest recorded for it:
+   * a replacement in place was cut (the next start must rewrite that file). */
+  readonly inPlaceCuts: number;
   readonly violations: readonly string[];
   readonly convergedEveryTime: boolean;
   readonly distinctFilesChecked: number;
@@ -98,6 +102,7 @@ export async function runKills(options: {
   let mid = 0;
   let changes = 0;
   let namespaceChanges = 0;
+  let inPlaceCuts = 0;
   let converged = true;
   try {
     let current: Published = publish(world.objects, TARGET, undefined);
@@ -150,7 +155,8 @@ export async function runKills(options: {
     expected = expectedFiles(world.objects, TARGET);
 
     while (kills < options.kills) {
-      if ((changes + namespaceChanges) % 3 === 2) {
+      const namespaceRound = (changes + namespaceChanges) % 3 === 2;
+      if (namespaceRound) {
         for (let i = 0; i < 3; i++) world.editNamespace();
         namespaceChanges += 1;
       } else {
@@ -167,8 +173,9 @@ export async function runKills(options: {
         nodes.map(async (n) => {
           // The same number of kills on every node: a round lasts as long as its slowest node,
           // so uneven counts left the other nodes idle (1-6 kills per node ran ~12 s per kill).
+          // A restart that replaces three namespace files takes part of that window.
           const delays = Array.from({ length: KILLS_PER_ROUND }, () =>
-            Math.floor(rng.next() * window * 1.2),
+            Math.floor(rng.next() * window * (namespaceRound ? 0.6 : 1.2)),
           );
           for (const d of delays) {
             const a = start(n);
@@ -184,11 +191,12 @@ export async function runKills(options: {
               !sameRevisions(recorded, previous.revisions) &&
               !sameRevisions(recorded, following.revisions);
             if (cut) mid += 1;
+            if (await replacedInPlace(n.root)) inPlaceCuts += 1;
           }
         }),
       );
       log(
-        `${kills} kills (${mid} mid-transition), ${changes} cluster and ${namespaceChanges} namespace changes, ${violations.length} violations`,
+        `${kills} kills (${mid} mid-transition, ${inPlaceCuts} in-place replacements cut), ${changes} cluster and ${namespaceChanges} namespace changes, ${violations.length} violations`,
       );
       // Every restarted agent converges with no lost change.
       try {
@@ -220,11 +228,25 @@ export async function runKills(options: {
     midTransition: mid,
     clusterChanges: changes,
     namespaceChanges,
+    inPlaceCuts,
     violations,
     convergedEveryTime: converged,
     distinctFilesChecked: invariants.parsed,
     seconds: (Date.now() - t0) / 1000,
   };
+}
+
+/** Whether a namespace file's identity differs from the one the manifest records for it. */
+async function replacedInPlace(root: string): Promise<boolean> {
+  const text = await readFile(path.join(root, "etc/crio/imagepolicy", MANIFEST_FILE), "utf8").catch(
+    () => undefined,
+  );
+  if (text === undefined) return false;
+  const fs = realNodeFs();
+  for (const [ns, id] of Object.entries(parseManifest(text).manifest.identities)) {
+    if ((await fs.identity(path.join(root, "etc/crio/policies", `${ns}.json`))) !== id) return true;
+  }
+  return false;
 }
 
 /** The revisions a node's manifest records (what it reports), or undefined without one. */
@@ -492,7 +514,7 @@ async function main(): Promise<void> {
       });
       console.log(
         `kill -9 during changes: ${k.kills} kills over ${k.clusterChanges} cluster changes and ${k.namespaceChanges} of namespace layers alone, ` +
-          `${k.midTransition} in the middle of a transition; ${k.distinctFilesChecked} distinct files parsed; ${k.seconds.toFixed(0)} s`,
+          `${k.midTransition} in the middle of a transition, ${k.inPlaceCuts} in a replacement in place; ${k.distinctFilesChecked} distinct files parsed; ${k.seconds.toFixed(0)} s`,
       );
       console.log(
         `  invariants violated: ${k.violations.length} (target 0); converged after every change to the offline compiler's files: ${k.convergedEveryTime}`,
