@@ -67,7 +67,7 @@ export function emptyManifest(policyDir: string): Manifest {
 /** The manifest's canonical JSON (src/canonicalJson.ts). JSON.stringify gives the same bytes,
  * at a third of the time and without the intermediate strings, when the namespaces are in order
  * (it keeps insertion order) and none is all digits (it would write array indexes first); it is
- * written twice per namespace change. */
+ * written once per namespace change, and several times per cluster change. */
 export function serializeManifest(m: Manifest): string {
   if (!stringifiesInOrder(m.namespaces) || !stringifiesInOrder(m.identities)) {
     return canonicalJson(m);
