@@ -21,7 +21,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import type { AnyImagePolicy } from "../src/api/types.ts";
 import { MANIFEST_FILE } from "../src/agent/hostPaths.ts";
-import { parseManifest } from "../src/agent/manifest.ts";
+import { parseManifest, type Manifest } from "../src/agent/manifest.ts";
 import { realNodeFs } from "../src/agent/nodeFs.ts";
 import { appliedRevisions } from "../src/agent/plan.ts";
 import { parseCrioVersion } from "../src/compiler/crioVersion.ts";
@@ -191,12 +191,14 @@ export async function runKills(options: {
               violations.push(`${n.name} kill ${kills}: ${p}`);
             // Where the kill left the node, by its manifest (what the agent recorded as done):
             // comparing every file with both compiler outputs cost ~8 s per kill here.
-            const recorded = await manifestRevisions(n.root);
+            const manifest = await readManifest(n.root);
+            const recorded = manifest === undefined ? undefined : appliedRevisions(manifest);
             const cut =
               !sameRevisions(recorded, previous.revisions) &&
               !sameRevisions(recorded, following.revisions);
             if (cut) mid += 1;
-            if (await replacedInPlace(n.root)) inPlaceCuts += 1;
+            if (manifest !== undefined && (await replacedInPlace(n.root, manifest)))
+              inPlaceCuts += 1;
           }
         }),
       );
@@ -263,24 +265,20 @@ async function stopAtFirstFile(a: AgentProcess, dir: string, timeoutMs: number):
 }
 
 /** Whether a namespace file's identity differs from the one the manifest records for it. */
-async function replacedInPlace(root: string): Promise<boolean> {
-  const text = await readFile(path.join(root, "etc/crio/imagepolicy", MANIFEST_FILE), "utf8").catch(
-    () => undefined,
-  );
-  if (text === undefined) return false;
+async function replacedInPlace(root: string, manifest: Manifest): Promise<boolean> {
   const fs = realNodeFs();
-  for (const [ns, id] of Object.entries(parseManifest(text).manifest.identities)) {
+  for (const [ns, id] of Object.entries(manifest.identities)) {
     if ((await fs.identity(path.join(root, "etc/crio/policies", `${ns}.json`))) !== id) return true;
   }
   return false;
 }
 
-/** The revisions a node's manifest records (what it reports), or undefined without one. */
-async function manifestRevisions(root: string): Promise<Record<string, string> | undefined> {
+/** The node's manifest (what the agent recorded as done), or undefined without one. */
+async function readManifest(root: string): Promise<Manifest | undefined> {
   const text = await readFile(path.join(root, "etc/crio/imagepolicy", MANIFEST_FILE), "utf8").catch(
     () => undefined,
   );
-  return text === undefined ? undefined : appliedRevisions(parseManifest(text).manifest);
+  return text === undefined ? undefined : parseManifest(text).manifest;
 }
 
 async function waitConverged(
