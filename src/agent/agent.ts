@@ -1,9 +1,10 @@
 // The agent's imperative shell, shaped like the controller's (docs/style.md habit 10): informer
-// events only enqueue the one key of this node on the same WorkQueue the controller uses, which
-// owns retries (capped per-key backoff) and the periodic CRI-O probe (the key comes back after
+// events only enqueue the key of this node's files on the same WorkQueue the controller uses,
+// which owns retries (capped per-key backoff) and the periodic resync (the key comes back after
 // --probe-interval). A reconcile recomputes from the informer caches: it tracks the layer
-// ConfigMaps (parsing only what changed), moves the files through plan/apply (files.ts), asks
-// CRI-O whether it reads them, and reports the node's status when it changed.
+// ConfigMaps (parsing only what changed) and moves the files through plan/apply (files.ts). It
+// then queues the second key, the status report, a while later (--status-delay): that step asks
+// CRI-O whether it reads the files and patches the node's status when it changed.
 
 import type { Logger } from "../kube/index.ts";
 import type { ScopeIndex } from "../compiler/combine.ts";
@@ -29,8 +30,10 @@ import { StatusReporter, type StatusApi } from "./status.ts";
 
 export type { StatusApi } from "./status.ts";
 
-/** The one key: this node's files and status. */
+/** The first key: this node's files. */
 export const NODE_KEY = "node";
+/** The second key: this node's ImagePolicyNodeStatus, written after the files it reports. */
+export const STATUS_KEY = "status";
 
 export interface AgentOptions {
   readonly nodeName: string;
@@ -41,6 +44,11 @@ export interface AgentOptions {
   readonly expectedPolicyDir: string;
   readonly crioVersionOverride?: string;
   readonly probeIntervalMs: number;
+  /** A status report waits between half of this and all of it after the reconcile that queued
+   * it (0: at once). One report then covers a burst of changes, a fleet's reports of one change
+   * reach the API server spread over that time, and the next change's files never wait behind
+   * a report (docs/scale.md, "The status report"). */
+  readonly statusDelayMs: number;
 }
 
 export interface AgentDeps {
@@ -58,6 +66,8 @@ export interface AgentDeps {
    * called after a reconcile when nothing else is queued (idle false: only a large growth), and
    * again once nothing was queued for RELEASE_IDLE_MS (idle true). */
   readonly releaseMemory?: (idle: boolean) => void;
+  /** Where the status delay's jitter comes from (default Math.random). */
+  readonly random?: () => number;
 }
 
 /** How long the queue stays empty after a reconcile before a small growth is given back. The
@@ -65,6 +75,15 @@ export interface AgentDeps {
  * namespace changes rather than between them, and not while the agents of other nodes sharing
  * the cores (the propagation benchmark) still work on the same change. */
 export const RELEASE_IDLE_MS = 1_000;
+
+/** What a reconcile found that its status report says. */
+interface Found {
+  readonly nodeUid: string;
+  readonly runtime: Runtime;
+  readonly crioVersion: CrioVersion | undefined;
+  readonly readyReason: string;
+  readonly errors: readonly string[];
+}
 
 export class AgentStartError extends Error {
   override readonly name = "AgentStartError";
@@ -121,6 +140,8 @@ export class Agent {
   readonly #unsubscribe: (() => void)[] = [];
   #ready = false;
   #omitted = "";
+  /** What the last reconcile found, for the next report (undefined: nothing to report yet). */
+  #found: Found | undefined;
   #worker: Promise<void> | undefined;
   #release: NodeJS.Timeout | undefined;
   readonly #stopping = new AbortController();
@@ -190,7 +211,7 @@ export class Agent {
       clearTimeout(this.#release);
       if (key === undefined) return;
       try {
-        if (await this.#reconcile()) queue.forget(key);
+        if (await (key === STATUS_KEY ? this.#report() : this.#reconcile())) queue.forget(key);
         else queue.addRateLimited(key);
       } catch (err) {
         logger.error({ err }, "reconcile failed");
@@ -206,8 +227,8 @@ export class Agent {
         }, RELEASE_IDLE_MS);
         this.#release.unref();
       }
-      // The CRI-O probe: the key comes back (the earliest pending delay wins).
-      queue.addAfter(key, this.#o.probeIntervalMs);
+      // The resync and CRI-O probe: the key comes back (the earliest pending delay wins).
+      if (key === NODE_KEY) queue.addAfter(key, this.#o.probeIntervalMs);
     }
   }
 
@@ -313,26 +334,45 @@ export class Agent {
     }
     if (errors.length > 0) logger.warn({ problems: errors.slice(0, 20) }, "reconcile problems");
 
+    this.#found = { nodeUid: facts.uid, runtime, crioVersion, readyReason, errors };
+    // Of several pending delays the earliest wins: a burst of changes is reported once.
+    this.#d.queue.addAfter(STATUS_KEY, this.#statusDelay());
+    return !failed;
+  }
+
+  #statusDelay(): number {
+    const d = this.#o.statusDelayMs;
+    return d <= 0 ? 0 : d / 2 + (this.#d.random ?? Math.random)() * (d / 2);
+  }
+
+  /** Asks CRI-O whether it reads the files and reports what the last reconcile found, with the
+   * files' revisions as they are now. Returns false when the API refused it (retried alone). */
+  async #report(): Promise<boolean> {
+    const found = this.#found;
+    if (found === undefined) return true;
+    const { metrics } = this.#d;
+    const o = this.#o;
     const enf: Enforcement = enforcement({
-      runtime,
-      crioVersion,
+      runtime: found.runtime,
+      crioVersion: found.crioVersion,
       config: await this.#d.probe(),
       expectedPolicyPath: o.expectedPolicyPath,
       expectedPolicyDir: o.expectedPolicyDir,
     });
     metrics.enforcing.set(enf.enforcing ? 1 : 0);
-    const ready = readyReason === "Applied";
+    const ready = found.readyReason === "Applied";
+    const lastError = found.errors.join("; ");
     const reported = await this.#reporter.report(
-      facts.uid,
+      found.nodeUid,
       {
-        runtime,
+        runtime: found.runtime,
         enforcing: enf.enforcing,
         enforcingReason: enf.reason,
         appliedRevisions: this.#files.applied(),
         ready: {
           ok: ready,
-          reason: readyReason,
-          message: ready ? "every file holds the current layer revisions" : errors.join("; "),
+          reason: found.readyReason,
+          message: ready ? "every file holds the current layer revisions" : lastError,
         },
         registriesD: {
           complete: this.#omitted === "",
@@ -341,12 +381,12 @@ export class Agent {
               ? `${REGISTRIES_D_FILE} holds every key the policies need`
               : `left out of ${REGISTRIES_D_FILE} because another file defines them: ${this.#omitted}`,
         },
-        lastError: errors.join("; "),
+        lastError,
       },
       this.#d.now().toISOString(),
     );
     if (reported) metrics.statusWrites.set(this.#reporter.writes);
-    return !failed && reported;
+    return reported;
   }
 
   #observe(out: FilesOutcome): void {

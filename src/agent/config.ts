@@ -19,6 +19,7 @@ export interface AgentConfig {
   readonly metricsAddr?: string;
   readonly healthAddr?: string;
   readonly probeIntervalMs: number;
+  readonly statusDelayMs: number;
   readonly logLevel: LevelName;
 }
 
@@ -37,6 +38,7 @@ export const AGENT_USAGE = `usage: imagepolicy agent [flags]
   --crio-expected-policy-path  signature_policy CRI-O must use (default: --policy-path)
   --crio-expected-policy-dir   signature_policy_dir CRI-O must use (default: --policy-dir)
   --probe-interval SECONDS     how often to ask CRI-O whether it reads the files (default 60)
+  --status-delay SECONDS       a status report waits half to all of this after the files (default 1)
   --metrics-addr HOST:PORT     serve /metrics (default: off)
   --health-addr HOST:PORT      serve /healthz and /readyz (default: off)
   --log-level LEVEL            pino level (default info)`;
@@ -71,6 +73,7 @@ export function parseAgentArgs(
         "crio-expected-policy-path": { type: "string" },
         "crio-expected-policy-dir": { type: "string" },
         "probe-interval": { type: "string" },
+        "status-delay": { type: "string" },
         "metrics-addr": { type: "string" },
         "health-addr": { type: "string" },
         "log-level": { type: "string" },
@@ -92,6 +95,10 @@ export function parseAgentArgs(
   const probe = Number(values["probe-interval"] ?? "60");
   if (!Number.isFinite(probe) || probe <= 0) {
     throw new AgentUsageError("--probe-interval must be a positive number of seconds");
+  }
+  const statusDelay = Number(values["status-delay"] ?? "1");
+  if (!Number.isFinite(statusDelay) || statusDelay < 0 || statusDelay > 60) {
+    throw new AgentUsageError("--status-delay must be a number of seconds from 0 to 60");
   }
   const metricsAddr = values["metrics-addr"];
   const healthAddr = values["health-addr"];
@@ -119,6 +126,7 @@ export function parseAgentArgs(
       ...(metricsAddr === undefined ? {} : { metricsAddr }),
       ...(healthAddr === undefined ? {} : { healthAddr }),
       probeIntervalMs: probe * 1000,
+      statusDelayMs: statusDelay * 1000,
       logLevel: level(values["log-level"] ?? "info"),
     },
   };

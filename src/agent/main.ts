@@ -132,6 +132,7 @@ async function run(config: AgentConfig, logger: Logger): Promise<number> {
       expectedPolicyDir: config.expectedPolicyDir,
       ...(config.crioVersion === undefined ? {} : { crioVersionOverride: config.crioVersion }),
       probeIntervalMs: config.probeIntervalMs,
+      statusDelayMs: config.statusDelayMs,
     },
     {
       fs: realNodeFs(),

@@ -278,7 +278,21 @@ describe("flags", () => {
         crioSocket: "/var/run/crio/crio.sock",
       },
       expectedPolicyPath: "/etc/crio/imagepolicy/cluster.json",
+      probeIntervalMs: 60_000,
+      statusDelayMs: 1_000,
     });
+  });
+  it("takes the status delay in seconds, from 0 to 60", () => {
+    const delay = (s: string): number | undefined => {
+      const p = parseAgentArgs([`--status-delay=${s}`], { NODE_NAME: "n" });
+      return p.help ? undefined : p.config.statusDelayMs;
+    };
+    expect(delay("0")).toBe(0);
+    expect(delay("0.25")).toBe(250);
+    expect(delay("60")).toBe(60_000);
+    for (const bad of ["-1", "61", "soon", "Infinity"]) {
+      expect(() => delay(bad)).toThrow(/--status-delay must be a number of seconds from 0 to 60/);
+    }
   });
   it("accepts the DaemonSet's arguments and needs a node name", () => {
     const ds = parse(
