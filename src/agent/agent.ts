@@ -45,9 +45,9 @@ export interface AgentOptions {
   readonly crioVersionOverride?: string;
   readonly probeIntervalMs: number;
   /** A status report waits between half of this and all of it after the reconcile that queued
-   * it (0: at once). One report then covers a burst of changes, a fleet's reports of one change
-   * reach the API server spread over that time, and the next change's files never wait behind
-   * a report (docs/scale.md, "The status report"). */
+   * it (0: at once). One report then covers a burst of changes, and a fleet's reports of one
+   * change reach the API server spread over that time (docs/scale.md, "The status report a
+   * while after the files"). */
   readonly statusDelayMs: number;
 }
 
@@ -142,6 +142,8 @@ export class Agent {
   #omitted = "";
   /** What the last reconcile found, for the next report (undefined: nothing to report yet). */
   #found: Found | undefined;
+  /** A reconcile queued a report that has not run yet: memory is given back after it. */
+  #reportQueued = false;
   #worker: Promise<void> | undefined;
   #release: NodeJS.Timeout | undefined;
   readonly #stopping = new AbortController();
@@ -210,6 +212,7 @@ export class Agent {
       const key = await queue.get();
       clearTimeout(this.#release);
       if (key === undefined) return;
+      if (key === STATUS_KEY) this.#reportQueued = false;
       try {
         if (await (key === STATUS_KEY ? this.#report() : this.#reconcile())) queue.forget(key);
         else queue.addRateLimited(key);
@@ -219,8 +222,10 @@ export class Agent {
       } finally {
         queue.done(key);
       }
+      // After the report a reconcile queued, so that what the report allocates is given back
+      // with the reconcile's own (the report comes within --status-delay).
       const release = this.#d.releaseMemory;
-      if (queue.length === 0 && release !== undefined) {
+      if (queue.length === 0 && !this.#reportQueued && release !== undefined) {
         release(false);
         this.#release = setTimeout(() => {
           release(true);
@@ -337,6 +342,7 @@ export class Agent {
     this.#found = { nodeUid: facts.uid, runtime, crioVersion, readyReason, errors };
     // Of several pending delays the earliest wins: a burst of changes is reported once.
     this.#d.queue.addAfter(STATUS_KEY, this.#statusDelay());
+    this.#reportQueued = true;
     return !failed;
   }
 

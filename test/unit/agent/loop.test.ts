@@ -1,7 +1,7 @@
 // The agent's work loop (src/agent/agent.ts), a real Agent on in-memory informers (FakeSource),
 // files (MemoryFs) and status; fake timers:
 // - the status report comes a while after the files (--status-delay): one report for a burst of
-//   changes, the next change's files never behind it, a refused report retried alone;
+//   changes, a refused report retried alone, memory given back after it;
 // - memory is given back right after a reconcile (the releaser then acts on a large growth only,
 //   a cluster change) and again once the work queue stayed empty for RELEASE_IDLE_MS, so a burst
 //   of small changes costs one full collection.
@@ -234,6 +234,21 @@ describe("Agent: the status report after the files", () => {
     // Nothing changed since: no other report, however long it waits (short of the resync).
     await vi.advanceTimersByTimeAsync(60_000);
     expect(r.patches).toHaveLength(2);
+    await agent.stop();
+  });
+
+  it("gives memory back after the report, not between the files and the report", async () => {
+    const r = recorder();
+    const { agent, fs, releases, atOnce } = await running(DELAY, r.api);
+    await settle();
+    expect(fs.files.get(`${PATHS.policyDir}/team.json`)).toBeDefined();
+    expect(atOnce()).toBe(0);
+    await vi.advanceTimersByTimeAsync(WAIT);
+    expect(r.patches).toHaveLength(1);
+    expect(atOnce()).toBe(1);
+    expect(releases()).toBe(0);
+    await vi.advanceTimersByTimeAsync(RELEASE_IDLE_MS);
+    expect(releases()).toBe(1);
     await agent.stop();
   });
 
