@@ -61,7 +61,7 @@ const CURRENT: Applied = { cluster: true, team: true };
 const LAGGING: Applied = { cluster: false, team: false };
 
 /** An agent's report of what it has applied. */
-function report(name: NodeName, revisions: Revisions, applied: Applied): KubeObject {
+function report(name: string, revisions: Revisions, applied: Applied): KubeObject {
   const cluster = applied.cluster ? revisions.cluster : OLD;
   const team = applied.team ? revisions.team : OLD;
   return {
@@ -269,6 +269,55 @@ describe("Controller rollout rounds", () => {
     f.sources.nodes.emit({ type: "MODIFIED", object: node("node-2") });
     expect(f.queue.length).toBe(0);
     expect(f.clock.pendingTimers).toBe(0);
+  });
+
+  it("counts nodes that leave or join, and reports that go or come before their Node", async () => {
+    // A round reads again only the nodes with an event since the last one (the snapshot is
+    // kept between rounds): each kind of event must still reach the counts.
+    const s = await rollingOut();
+    const { f, revisions } = s;
+    /** The display each status shows once every wait after `emit` ran out. */
+    const after = async (emit: () => void): Promise<string[]> => {
+      await f.clock.advance(2_000);
+      emit();
+      await f.drain();
+      await f.clock.advance(120_000);
+      await f.drain();
+      const last = lastWritten(f);
+      return STATUS_KEYS.map((k) => last.get(k)?.status.rollout?.display ?? "none");
+    };
+    const all = (display: string): string[] => STATUS_KEYS.map(() => display);
+    const reportEvent = (type: "ADDED" | "DELETED", name: string): void => {
+      f.sources.nodeStatuses.emit({ type, object: report(name, revisions, CURRENT) });
+    };
+    expect(
+      await after(() => {
+        f.sources.nodes.emit({ type: "DELETED", object: node("node-4") });
+      }),
+    ).toEqual(all("2/3"));
+    expect(
+      await after(() => {
+        f.sources.nodes.emit({ type: "ADDED", object: node("node-5") });
+        reportEvent("ADDED", "node-5");
+      }),
+    ).toEqual(all("3/4"));
+    expect(
+      await after(() => {
+        reportEvent("DELETED", "node-1");
+      }),
+    ).toEqual(all("2/4"));
+    // A report whose Node is not there yet counts once the Node comes.
+    expect(
+      await after(() => {
+        reportEvent("ADDED", "node-6");
+      }),
+    ).toEqual(all("2/4"));
+    expect(
+      await after(() => {
+        f.sources.nodes.emit({ type: "ADDED", object: node("node-6") });
+      }),
+    ).toEqual(all("3/5"));
+    expect(f.queue.length).toBe(0);
   });
 
   it("ignores its own status write and puts right anyone else's", async () => {
