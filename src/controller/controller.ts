@@ -9,9 +9,10 @@
 //   round. Queued by a spec change (a new generation), an object added or deleted, a referenced
 //   Secret, a protected pod's images, a layer ConfigMap someone else changed, a new CRI-O target;
 //   never by a status write or a Node heartbeat.
-// - "rollout": rebuild the node snapshot (Fleet) from the caches and compare each layer's rollout
-//   (revision, publication error, node counts) with the one its objects last got; queue the
-//   status of the objects of each layer whose rollout changed. Node reports arrive by thousands
+// - "rollout": bring the node snapshot up to date (the nodes with an event since the last round),
+//   count it (Fleet) and compare each layer's rollout (revision, publication error, node counts)
+//   with the one its objects last got; queue the status of the objects of each layer whose
+//   rollout changed. Node reports arrive by thousands
 //   during a rollout: they only schedule this key, at most once a second. A new revision and
 //   the end of a rollout are written at once; in between, progress when the applied share
 //   enters the next quarter (with backoff: 5 s, 10 s, ... 60 s) or once the counts stood still
