@@ -712,9 +712,12 @@ export class Controller {
     const nodes = this.#d.informers.nodes;
     const dirty = this.#nodesDirty;
     this.#nodesDirty = new Set();
-    const names = dirty === "all" ? nodes.list().map((n) => n.metadata.name) : dirty;
-    if (dirty === "all") this.#nodeEntries.clear();
-    for (const name of names) this.#readNode(name, nodes.get(name));
+    if (dirty === "all") {
+      this.#nodeEntries.clear();
+      for (const node of nodes.list()) this.#readNode(node.metadata.name, node);
+    } else {
+      for (const name of dirty) this.#readNode(name, nodes.get(name));
+    }
     return [...this.#nodeEntries.values()];
   }
 
