@@ -14,6 +14,7 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { isDeepStrictEqual } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { z } from "zod";
@@ -29,6 +30,8 @@ import {
   startOperatorProcess,
   type OperatorProcess,
 } from "../support/operatorProcess.ts";
+import { parseManifest } from "../../src/agent/manifest.ts";
+import { appliedRevisions } from "../../src/agent/plan.ts";
 import { readPolicyInlined } from "../support/nodeFiles.ts";
 import { waitFor } from "../support/waitFor.ts";
 
@@ -862,14 +865,36 @@ describe("attacks on the trust boundaries (docs/security.md)", () => {
     const elsewhere = await cp.serviceAccountKubeconfig("ops", "imagepolicy-agent", {
       boundNode: "node-b",
     });
+    // node-a's agent reports its files a while after writing them (--status-delay): the last
+    // test's change may still be on its way. Its report of what the manifest records comes
+    // first, so that only the forged patch could change the status below.
+    const statusOf = (text: string): unknown =>
+      z.object({ status: z.unknown() }).loose().parse(JSON.parse(text)).status;
+    await waitFor(
+      "node-a's report of the files its manifest records",
+      async () => {
+        const manifest = parseManifest(
+          await readFile(
+            path.join(root("node-a"), "etc/crio/imagepolicy/.imagepolicy-manifest"),
+            "utf8",
+          ),
+        ).manifest;
+        const status = statusOf(
+          await kubectl(["get", "imagepolicynodestatus", "node-a", "-o", "json"]),
+        );
+        const reported = z.object({ appliedRevisions: z.unknown() }).loose().parse(status);
+        return isDeepStrictEqual(reported.appliedRevisions, appliedRevisions(manifest))
+          ? true
+          : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, context: logs },
+    );
     const before = await kubectl(["get", "imagepolicynodestatus", "node-a", "-o", "json"]);
     const other = await patchStatusOf(elsewhere, "node-a");
     expect(other.code, describeResult(other)).not.toBe(0);
     expect(other.stderr).toContain("may write only the ImagePolicyNodeStatus node-b, not node-a");
     const after = await kubectl(["get", "imagepolicynodestatus", "node-a", "-o", "json"]);
     expect(after).not.toContain("forged");
-    const statusOf = (text: string): unknown =>
-      z.object({ status: z.unknown() }).loose().parse(JSON.parse(text)).status;
     expect(statusOf(after)).toEqual(statusOf(before));
   });
 
