@@ -37,6 +37,9 @@ export interface Selector {
   readonly fieldSelector?: string;
   /** Objects per list page (default 500): smaller pages keep less of a list in memory at once. */
   readonly pageSize?: number;
+  /** Parses the JSON text of each list page and watch event (default JSON.parse): the controller
+   * decodes node reports without parsing the revisions maps it already holds (reportJson.ts). */
+  readonly decode?: (json: string) => unknown;
 }
 
 export interface ListResult {
@@ -142,7 +145,8 @@ export class KubeClient implements KubeApi {
       if (selector.fieldSelector !== undefined) query.set("fieldSelector", selector.fieldSelector);
       if (continueToken !== undefined) query.set("continue", continueToken);
       const path = `${collectionPath(resource, selector.namespace)}?${query.toString()}`;
-      const body = record(await this.#json("GET", path, { signal }), `list ${path}`);
+      const res = await this.#t.request("GET", path, { signal });
+      const body = record(ok(res, `GET ${path}`, selector.decode), `list ${path}`);
       const meta = record(body["metadata"] ?? {}, `list ${path}: metadata`);
       const list = body["items"];
       if (!Array.isArray(list)) throw new KubeError(`list ${path}: no items`, {});
@@ -182,7 +186,7 @@ export class KubeClient implements KubeApi {
       res = await this.#t.stream(
         path,
         (line) => {
-          const event = watchEvent(resource, path, line);
+          const event = watchEvent(resource, path, line, selector.decode);
           if (event instanceof Error) {
             failure = event;
             inner.abort();
@@ -352,10 +356,14 @@ export class KubeClient implements KubeApi {
 
 /** The parsed body of a 2xx answer, else a KubeError with the status and the server's message
  * (ResourceExpiredError for 410). */
-function ok(res: TransportResponse, what: string): unknown {
+function ok(
+  res: TransportResponse,
+  what: string,
+  decode: (json: string) => unknown = JSON.parse,
+): unknown {
   if (res.status < 200 || res.status >= 300) fail(what, res);
   try {
-    const body: unknown = JSON.parse(res.text);
+    const body: unknown = decode(res.text);
     return body;
   } catch (cause) {
     throw new KubeError(`${what}: response is not JSON`, { cause, status: res.status });
@@ -388,10 +396,11 @@ function watchEvent(
   resource: Resource,
   path: string,
   line: string,
+  decode: (json: string) => unknown = JSON.parse,
 ): WatchEvent | Error | undefined {
   let value: unknown;
   try {
-    value = JSON.parse(line);
+    value = decode(line);
   } catch (cause) {
     return new KubeError(`watch ${path}: a line is not JSON`, { cause });
   }
