@@ -39,18 +39,20 @@ export function compactSource(
 }
 
 /** `v` when it is a JSON object (not an array). */
-function record(v: unknown): object | undefined {
+export function record(v: unknown): object | undefined {
   return typeof v === "object" && v !== null && !Array.isArray(v) ? v : undefined;
 }
 
 /** `o[key]` of a JSON object, or undefined. */
-function field(o: unknown, key: string): unknown {
+export function field(o: unknown, key: string): unknown {
   const r = record(o);
   return r === undefined ? undefined : Reflect.get(r, key);
 }
 
 /** Maps compared by entries before one is hashed (intern). */
 const RECENT_PER_SHAPE = 4;
+/** Map texts kept for internText (~20 KB each with the large fixture). */
+const RECENT_TEXTS = 16;
 
 /** `a` (all strings) and `b` (a shared map of as many entries) hold the same entries. */
 function sameEntries(a: Readonly<Record<string, unknown>>, b: Revisions): boolean {
@@ -92,11 +94,15 @@ export class RevisionsInterner {
    * a report nearly always equals one of them (the fleet converges on a few maps), and comparing
    * its entries costs a tenth of sorting and hashing them (docs/scale.md). */
   readonly #recent = new Map<string, WeakRef<Revisions>[]>();
+  /** The JSON texts last interned (internText), oldest first: the API server writes a map's keys
+   * in order, so the reports of one map have the same text. */
+  readonly #byText = new Map<string, WeakRef<Revisions>>();
 
   /** The shared map equal to `value`, or undefined when `value` is not a map of strings. */
   intern(value: unknown): Revisions | undefined {
     const r = record(value) as Readonly<Record<string, unknown>> | undefined;
     if (r === undefined) return undefined;
+    if (this.#interned.has(r)) return r as Revisions;
     let size = 0;
     for (const k in r) {
       if (typeof r[k] !== "string") return undefined;
@@ -118,6 +124,28 @@ export class RevisionsInterner {
       shape,
       recent.filter((w) => w.deref() !== undefined),
     );
+    return shared;
+  }
+
+  /** The shared map whose JSON text is `text`, or undefined when `text` is not the JSON of a map
+   * of strings. A text seen lately costs a lookup: no parse, no comparison of entries. */
+  internText(text: string): Revisions | undefined {
+    const known = this.#byText.get(text)?.deref();
+    if (known !== undefined) return known;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+    const shared = this.intern(value);
+    if (shared === undefined) return undefined;
+    // A copy: `text` may be a slice of a whole list page, which the key would keep alive.
+    this.#byText.set(Buffer.from(text).toString(), new WeakRef(shared));
+    for (const key of this.#byText.keys()) {
+      if (this.#byText.size <= RECENT_TEXTS) break;
+      this.#byText.delete(key);
+    }
     return shared;
   }
 

@@ -14,6 +14,7 @@ import {
   loadKubeConfig,
   type Resource,
   Resources,
+  type Selector,
   systemClock,
   systemDelay,
   WorkQueue,
@@ -31,6 +32,7 @@ import { USAGE, parseFlags, type ControllerConfig } from "./flags.ts";
 import { serve, type Listening } from "../httpServer.ts";
 import { LAYER_SELECTOR } from "../layerConfigMap.ts";
 import { ControllerMetrics } from "./metrics.ts";
+import { reportDecoder } from "./reportJson.ts";
 import type { ProtectedImage } from "./plan.ts";
 import { observedStatus } from "./status.ts";
 import { controllerRefusalExplainer } from "../refusals/wiring.ts";
@@ -119,7 +121,7 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
   const informer = (
     name: string,
     resource: Resource,
-    selector: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {},
+    selector: Selector = {},
     reduce?: (o: KubeObject) => KubeObject,
   ): Informer => {
     const source = client.listWatcher(resource, selector);
@@ -143,8 +145,11 @@ async function run(config: ControllerConfig, logger: pino.Logger): Promise<numbe
       namespace: config.namespace,
       labelSelector: LAYER_SELECTOR,
     }),
-    nodeStatuses: informer("imagepolicynodestatuses", Resources.imagePolicyNodeStatuses, {}, (o) =>
-      compactNodeStatus(o, revisions),
+    nodeStatuses: informer(
+      "imagepolicynodestatuses",
+      Resources.imagePolicyNodeStatuses,
+      { decode: reportDecoder(revisions) },
+      (o) => compactNodeStatus(o, revisions),
     ),
     protectedPods: config.protectedNamespaces.map((namespace) =>
       informer(`pods ${namespace}`, PODS, { namespace }, compactPod),
