@@ -5,7 +5,7 @@
 // - a report is reduced to what rollout counts read (enforcing, appliedRevisions) and the runtime
 //   version refusal explanations note, and its appliedRevisions map is interned: nodes that
 //   report the same map share one frozen object, held weakly, so a map nobody reports any more
-//   is collected;
+//   is collected (reportJson.ts finds it by its text, before the rest of the report is parsed);
 // - a Node to its name and containerRuntimeVersion; a protected pod to its container images;
 // - a policy object loses metadata.managedFields and the last-applied-configuration annotation
 //   (which repeats the spec), nothing the plan or the status reads.
