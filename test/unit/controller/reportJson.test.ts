@@ -7,7 +7,11 @@ import { describe, expect, it } from "vitest";
 import { RevisionsInterner } from "../../../src/controller/cache.ts";
 import { reportDecoder } from "../../../src/controller/reportJson.ts";
 
-function report(name: string, applied: unknown, extra: Record<string, unknown> = {}): unknown {
+function report(
+  name: string,
+  applied: unknown,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     apiVersion: "imagepolicy.dev/v1alpha1",
     kind: "ImagePolicyNodeStatus",
