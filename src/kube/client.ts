@@ -145,8 +145,8 @@ export class KubeClient implements KubeApi {
       if (selector.fieldSelector !== undefined) query.set("fieldSelector", selector.fieldSelector);
       if (continueToken !== undefined) query.set("continue", continueToken);
       const path = `${collectionPath(resource, selector.namespace)}?${query.toString()}`;
-      const res = await this.#t.request("GET", path, { signal });
-      const body = record(ok(res, `GET ${path}`, selector.decode), `list ${path}`);
+      const page = await this.#json("GET", path, { signal, decode: selector.decode });
+      const body = record(page, `list ${path}`);
       const meta = record(body["metadata"] ?? {}, `list ${path}: metadata`);
       const list = body["items"];
       if (!Array.isArray(list)) throw new KubeError(`list ${path}: no items`, {});
@@ -346,11 +346,12 @@ export class KubeClient implements KubeApi {
       readonly contentType?: string;
       readonly signal?: AbortSignal | undefined;
       readonly what?: string;
+      readonly decode?: ((json: string) => unknown) | undefined;
     },
   ): Promise<unknown> {
     const what = init.what ?? `${method} ${path}`;
     const res = await this.#t.request(method, path, init);
-    return ok(res, what);
+    return ok(res, what, init.decode);
   }
 }
 
