@@ -51,6 +51,8 @@ const TARGET = parseCrioVersion("1.34.0");
 export interface StepFigures {
   readonly seconds: number;
   readonly cpuSeconds: number;
+  /** The system part of cpuSeconds (absent in runs saved before it was kept). */
+  readonly sysSeconds?: number;
   readonly readBytes: number;
   readonly writeBytes: number;
   readonly filesReplaced: number;
@@ -89,6 +91,7 @@ function step(
   return {
     seconds: ms / 1000,
     cpuSeconds: d.cpuSeconds,
+    sysSeconds: d.sysSeconds,
     readBytes: d.rchar,
     writeBytes: d.wchar,
     filesReplaced: diff.changed.length,
@@ -170,12 +173,20 @@ export async function runAgentBenchmark(options: {
       const s1 = await procStats(a.pid);
       const figures = step(s0, s1, ms, diffTrees(files0, await snapshot(root)));
       log(
-        `${what}: ${figures.seconds.toFixed(1)} s, ${figures.cpuSeconds.toFixed(2)} s CPU, ` +
+        `${what}: ${figures.seconds.toFixed(1)} s, ${figures.cpuSeconds.toFixed(2)} s CPU ` +
+          `(${(figures.sysSeconds ?? 0).toFixed(2)} s system), ` +
           `${figures.filesReplaced} files replaced (${fmtBytes(figures.fileBytes)})`,
       );
       return figures;
     };
-    const zero: ProcStats = { rssKiB: 0, hwmKiB: 0, cpuSeconds: 0, rchar: 0, wchar: 0 };
+    const zero: ProcStats = {
+      rssKiB: 0,
+      hwmKiB: 0,
+      cpuSeconds: 0,
+      sysSeconds: 0,
+      rchar: 0,
+      wchar: 0,
+    };
 
     // First start: everything is written.
     let agent = start();

@@ -31,6 +31,8 @@ export interface ProcStats {
   readonly hwmKiB: number;
   /** User + system CPU, seconds. */
   readonly cpuSeconds: number;
+  /** The system part of cpuSeconds (stime): the kernel's work for the process's calls. */
+  readonly sysSeconds: number;
   /** Bytes passed to read(2)/write(2)-like calls (files, sockets, pipes): /proc/PID/io. */
   readonly rchar: number;
   readonly wchar: number;
@@ -52,6 +54,7 @@ export async function procStats(pid: number): Promise<ProcStats> {
     rssKiB: kib("VmRSS"),
     hwmKiB: kib("VmHWM"),
     cpuSeconds: ticks / CLK_TCK,
+    sysSeconds: Number(rest[12]) / CLK_TCK,
     rchar: ioField("rchar"),
     wchar: ioField("wchar"),
   };
@@ -77,6 +80,7 @@ export function delta(a: ProcStats, b: ProcStats): ProcStats {
     rssKiB: b.rssKiB,
     hwmKiB: b.hwmKiB,
     cpuSeconds: b.cpuSeconds - a.cpuSeconds,
+    sysSeconds: b.sysSeconds - a.sysSeconds,
     rchar: b.rchar - a.rchar,
     wchar: b.wchar - a.wchar,
   };

@@ -259,6 +259,8 @@ export interface ChangeFigures {
   readonly statusMs: readonly number[];
   /** Per node. */
   readonly agentCpuSeconds: readonly number[];
+  /** The system part of agentCpuSeconds (absent in runs saved before it was kept). */
+  readonly agentSysSeconds?: readonly number[];
   readonly agentWriteBytes: readonly number[];
   readonly controller: {
     readonly cpuSeconds: number;
@@ -425,6 +427,9 @@ async function runChange(
     statusMs: ctx.floor ? [] : nodes.map((n) => (statusAt.get(n.name) ?? NaN) - t0),
     agentCpuSeconds: nodes.map(
       (_, i) => (agent1[i]?.cpuSeconds ?? 0) - (agent0[i]?.cpuSeconds ?? 0),
+    ),
+    agentSysSeconds: nodes.map(
+      (_, i) => (agent1[i]?.sysSeconds ?? 0) - (agent0[i]?.sysSeconds ?? 0),
     ),
     agentWriteBytes: nodes.map((_, i) => (agent1[i]?.wchar ?? 0) - (agent0[i]?.wchar ?? 0)),
     controller: { cpuSeconds: ctl1.cpuSeconds - ctl0.cpuSeconds, counters },
@@ -658,6 +663,8 @@ export function report(runs: readonly RunFigures[], label: string): string {
       lines.push(
         `    ${row("agent CPU per node per change", cpu, "s")}${kind === "cluster" ? `  target <= 2 s: ${stats(cpu).max <= 2 ? "ok" : "MISSED"}` : ""}`,
       );
+      const sys = cs.flatMap((c) => c.agentSysSeconds ?? []);
+      if (sys.length > 0) lines.push(`    ${row("… of it system CPU (the kernel's)", sys, "s")}`);
       lines.push(`    ${row("agent write(2) bytes per node per change", bytes, "B")}`);
       const ctl = cs.map((c) => c.controller);
       const sum = (k: string): number =>
