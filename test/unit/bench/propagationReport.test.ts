@@ -46,4 +46,17 @@ describe("bench-propagation report", () => {
     expect(text).toContain("files p99 / raw watch p99 = 2.50  (target <= 2: MISSED)");
     expect(text).toContain("change by change: 1.50, 2.50");
   });
+
+  it("judges a cluster change by the agents' CPU, not by the raw watch", () => {
+    const cluster = (cpu: number): ChangeFigures => ({
+      ...change("cip-7", 300_000, 300, [7_000, 8_000]),
+      kind: "cluster",
+      agentCpuSeconds: [cpu, 1.0],
+    });
+    const ok = report([{ ...run, changes: [cluster(1.3)] }], "after");
+    expect(ok).toContain("files p99 / raw watch p99 = 26.67  (no target:");
+    expect(ok).toMatch(/agent CPU per node per change .* target <= 2 s: ok/);
+    const over = report([{ ...run, changes: [cluster(2.4)] }], "after");
+    expect(over).toMatch(/agent CPU per node per change .* target <= 2 s: MISSED/);
+  });
 });
